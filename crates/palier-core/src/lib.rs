@@ -1,14 +1,23 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! palier-core: the pure engine of palier.
+//!
+//! Money, civil time, program files, events, and the fold of a program's rules over
+//! a member's events. No I/O, no clock, no async: instants are arguments, and the
+//! same input always gives byte-identical output.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+#![deny(clippy::unwrap_used)]
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub mod calendar;
+pub mod document;
+pub mod engine;
+pub mod event;
+pub mod member;
+pub mod money;
+pub mod program;
+pub mod replay;
+pub mod split;
+
+pub use document::MemberDocument;
+pub use engine::Engine;
+pub use event::{Event, RejectCode, Rejection, parse_event};
+pub use program::{Program, ProgramError};
+pub use replay::{Replay, ReplayOutput, replay};

@@ -1,3 +1,142 @@
-fn main() {
-    println!("Hello, world!");
+//! The `palier` command line.
+
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use jiff::Timestamp;
+use palier_core::{Program, replay::Replay};
+
+#[derive(Parser)]
+#[command(
+    name = "palier",
+    version,
+    about = "A loyalty engine: program files and events in, member state out"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Replays events and prints every member's document at an instant.
+    Replay {
+        /// The program file (TOML).
+        #[arg(long)]
+        program: PathBuf,
+        /// The events, JSON Lines; `-` reads standard input.
+        #[arg(long)]
+        events: String,
+        /// The instant to describe (RFC 3339); default: the latest event's `at`.
+        #[arg(long = "as-of")]
+        as_of: Option<String>,
+    },
+    /// Checks a program file and prints a summary of it.
+    Check {
+        /// The program file (TOML).
+        program: PathBuf,
+    },
+}
+
+/// Exit statuses of contract.md: 0 fine, 3 some event rejected, 2 unusable input.
+const EXIT_REJECTED: u8 = 3;
+const EXIT_UNUSABLE: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() {
+                ExitCode::from(EXIT_UNUSABLE)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let result = match cli.command {
+        Command::Replay {
+            program,
+            events,
+            as_of,
+        } => run_replay(&program, &events, as_of.as_deref()),
+        Command::Check { program } => run_check(&program),
+    };
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("palier: {message}");
+            ExitCode::from(EXIT_UNUSABLE)
+        }
+    }
+}
+
+fn load_program(path: &PathBuf) -> Result<Program, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{}: cannot read the program file: {e}", path.display()))?;
+    Program::parse(&path.display().to_string(), &text).map_err(|e| e.to_string())
+}
+
+fn parse_instant(text: &str) -> Result<Timestamp, String> {
+    text.parse::<Timestamp>()
+        .map_err(|e| format!("--as-of: {text:?} is not an RFC 3339 instant with an offset ({e})"))
+}
+
+fn run_replay(
+    program_path: &PathBuf,
+    events: &str,
+    as_of: Option<&str>,
+) -> Result<ExitCode, String> {
+    let program = load_program(program_path)?;
+    let as_of = as_of.map(parse_instant).transpose()?;
+    let mut input = Vec::new();
+    if events == "-" {
+        io::stdin()
+            .lock()
+            .read_to_end(&mut input)
+            .map_err(|e| format!("--events: cannot read standard input: {e}"))?;
+    } else {
+        input =
+            std::fs::read(events).map_err(|e| format!("--events: cannot read {events}: {e}"))?;
+    }
+    let output = Replay::parse(&program, &input).run(&program, as_of);
+    drop(input);
+
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    for document in &output.documents {
+        serde_json::to_writer(&mut out, document)
+            .map_err(|e| format!("cannot write the output: {e}"))?;
+        out.write_all(b"\n")
+            .map_err(|e| format!("cannot write the output: {e}"))?;
+    }
+    out.flush()
+        .map_err(|e| format!("cannot write the output: {e}"))?;
+    let stderr = io::stderr();
+    let mut err = io::BufWriter::new(stderr.lock());
+    for rejected in &output.rejections {
+        let _ = writeln!(err, "{rejected}");
+    }
+    let _ = err.flush();
+    Ok(if output.rejections.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_REJECTED)
+    })
+}
+
+fn run_check(program_path: &PathBuf) -> Result<ExitCode, String> {
+    let program = load_program(program_path)?;
+    println!(
+        "{}: {} ({}), {} tiers, {} currencies, zone {}",
+        program_path.display(),
+        program.id,
+        program.name,
+        program.tiers.len(),
+        program.currencies.len(),
+        program.calendar.zone_name()
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,166 @@
+//! The engine: every member of one program, and the routing of events to them.
+
+use jiff::Timestamp;
+use rustc_hash::FxHashMap;
+
+use crate::document::MemberDocument;
+use crate::event::{Event, EventBody, RejectCode, Rejection};
+use crate::member::Member;
+use crate::program::Program;
+
+/// The members of one program, fed events in order of `at`.
+#[derive(Clone, Debug)]
+pub struct Engine<'p> {
+    program: &'p Program,
+    members: Vec<Member>,
+    by_member: FxHashMap<String, usize>,
+    /// order id → (member index, order index within the member)
+    by_order: FxHashMap<String, (usize, usize)>,
+}
+
+impl<'p> Engine<'p> {
+    pub fn new(program: &'p Program) -> Engine<'p> {
+        Engine {
+            program,
+            members: Vec::new(),
+            by_member: FxHashMap::default(),
+            by_order: FxHashMap::default(),
+        }
+    }
+
+    pub fn program(&self) -> &Program {
+        self.program
+    }
+
+    pub fn members(&self) -> &[Member] {
+        &self.members
+    }
+
+    pub fn member(&self, id: &str) -> Option<&Member> {
+        self.by_member.get(id).map(|i| &self.members[*i])
+    }
+
+    /// Applies one event at its `at`. Events must come in order of `at`; the time
+    /// rules due before `at` run first. A rejected event changes nothing.
+    pub fn apply(&mut self, event: &Event) -> Result<(), Rejection> {
+        let program = self.program;
+        if let Some(named) = &event.program
+            && named != &program.id
+        {
+            return Err(Rejection::new(
+                RejectCode::UnknownProgram,
+                format!(
+                    "program: {named:?} is not the program loaded ({:?})",
+                    program.id
+                ),
+            ));
+        }
+        let at = event.at;
+        match &event.body {
+            EventBody::MemberRegistered(registration) => {
+                if let Some(index) = self.by_member.get(&registration.member) {
+                    let existing = &self.members[*index];
+                    let code = if existing.wiped {
+                        RejectCode::MemberClosed
+                    } else {
+                        RejectCode::MemberExists
+                    };
+                    return Err(Rejection::new(
+                        code,
+                        format!("member: {:?} is already registered", registration.member),
+                    ));
+                }
+                self.by_member
+                    .insert(registration.member.clone(), self.members.len());
+                self.members
+                    .push(Member::register(program, registration, at));
+                Ok(())
+            }
+            EventBody::MemberUpdated {
+                member,
+                country,
+                birth_date,
+            } => {
+                let member = self.member_at(member, at)?;
+                member.update(program, country.as_deref(), *birth_date, at)
+            }
+            EventBody::MemberStatus { member, change } => {
+                let member = self.member_at(member, at)?;
+                member.change_status(program, *change, at)
+            }
+            EventBody::OrderPlaced(order) => {
+                let index = self.member_index(&order.member)?;
+                if self.by_order.contains_key(&order.order) {
+                    return Err(Rejection::new(
+                        RejectCode::OrderExists,
+                        format!("order: {:?} was already placed", order.order),
+                    ));
+                }
+                let member = &mut self.members[index];
+                member.advance(program, at, false);
+                let order_index = member.place_order(program, order, at)?;
+                self.by_order
+                    .insert(order.order.clone(), (index, order_index));
+                Ok(())
+            }
+            EventBody::OrderDelivered { order } => {
+                let (member, index) = self.order_at(order, at)?;
+                member.deliver(program, index, at)
+            }
+            EventBody::OrderReturned { order, lines } => {
+                let (member, index) = self.order_at(order, at)?;
+                member.remove_units(program, index, Some(lines), at)
+            }
+            EventBody::OrderCancelled { order, lines } => {
+                let (member, index) = self.order_at(order, at)?;
+                member.remove_units(program, index, lines.as_deref(), at)
+            }
+        }
+    }
+
+    fn member_index(&self, id: &str) -> Result<usize, Rejection> {
+        self.by_member.get(id).copied().ok_or_else(|| {
+            Rejection::new(
+                RejectCode::UnknownMember,
+                format!("member: {id:?} is not registered"),
+            )
+        })
+    }
+
+    fn member_at(&mut self, id: &str, at: Timestamp) -> Result<&mut Member, Rejection> {
+        let index = self.member_index(id)?;
+        let member = &mut self.members[index];
+        member.advance(self.program, at, false);
+        Ok(member)
+    }
+
+    fn order_at(&mut self, id: &str, at: Timestamp) -> Result<(&mut Member, usize), Rejection> {
+        let (member, order) = self.by_order.get(id).copied().ok_or_else(|| {
+            Rejection::new(
+                RejectCode::UnknownOrder,
+                format!("order: {id:?} was never placed"),
+            )
+        })?;
+        let member = &mut self.members[member];
+        member.advance(self.program, at, false);
+        Ok((member, order))
+    }
+
+    /// Applies every time rule due at or before `as_of`, for every member.
+    pub fn advance_all(&mut self, as_of: Timestamp) {
+        for member in &mut self.members {
+            member.advance(self.program, as_of, true);
+        }
+    }
+
+    /// Every member's document at `as_of`, sorted by member id. Call
+    /// [`Engine::advance_all`] first.
+    pub fn documents(&self, as_of: Timestamp) -> Vec<MemberDocument> {
+        let mut order: Vec<&Member> = self.members.iter().collect();
+        order.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        order
+            .into_iter()
+            .map(|m| m.document(self.program, as_of))
+            .collect()
+    }
+}

@@ -1,0 +1,925 @@
+//! Events: parsed and validated at the edge (contract.md "Events").
+//!
+//! [`parse_event`] turns one JSON object into an [`Event`] or a [`Rejection`] naming
+//! the field, the value and the rule. Everything it can check without a member's
+//! state is checked here (formats, digits, limits, payments adding up), so that
+//! the engine only ever sees well-formed events (programs.md §7.5).
+
+use std::borrow::Cow;
+use std::fmt;
+
+use jiff::Timestamp;
+use jiff::civil::Date;
+use serde::Deserialize;
+
+use crate::money::{AmountError, Currency, Minor};
+
+/// Longest id (event, member, order, line, sku…) accepted, in characters.
+pub const MAX_ID_CHARS: usize = 128;
+/// Most lines in one order.
+pub const MAX_LINES: usize = 500;
+/// Most payments in one order.
+pub const MAX_PAYMENTS: usize = 16;
+/// Most codes or badges in one list.
+pub const MAX_CODES: usize = 16;
+/// Most units of one line.
+pub const MAX_QUANTITY: i64 = 1_000_000;
+
+/// Why an event was refused. `code` is stable: clients match on it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    pub code: RejectCode,
+    pub message: String,
+}
+
+impl Rejection {
+    pub fn new(code: RejectCode, message: impl Into<String>) -> Rejection {
+        Rejection {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+macro_rules! reject_codes {
+    ($($variant:ident => $text:literal,)*) => {
+        /// Stable reason codes of rejected events.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum RejectCode { $($variant,)* }
+
+        impl RejectCode {
+            pub fn as_str(self) -> &'static str {
+                match self { $(RejectCode::$variant => $text,)* }
+            }
+
+            pub const ALL: &'static [RejectCode] = &[$(RejectCode::$variant,)*];
+        }
+    };
+}
+
+reject_codes! {
+    InvalidJson => "invalid_json",
+    MissingField => "missing_field",
+    InvalidField => "invalid_field",
+    UnknownEventType => "unknown_event_type",
+    UnknownProgram => "unknown_program",
+    TooManyDigits => "too_many_digits",
+    NegativeAmount => "negative_amount",
+    AmountTooLarge => "amount_too_large",
+    InvalidQuantity => "invalid_quantity",
+    PaymentsMismatch => "payments_mismatch",
+    DuplicateLine => "duplicate_line",
+    InvalidDiscount => "invalid_discount",
+    InvalidTax => "invalid_tax",
+    DuplicateConflict => "duplicate_conflict",
+    UnknownMember => "unknown_member",
+    MemberExists => "member_exists",
+    MemberClosed => "member_closed",
+    MemberSuspended => "member_suspended",
+    UnknownOrder => "unknown_order",
+    OrderExists => "order_exists",
+    UnknownLine => "unknown_line",
+    OverReturn => "over_return",
+    AlreadyDelivered => "already_delivered",
+    CurrencyMismatch => "currency_mismatch",
+    CurrencyLocked => "currency_locked",
+    PointsNotAccepted => "points_not_accepted",
+    PointsNotWhole => "points_not_whole",
+    PointsOverCap => "points_over_cap",
+    PointsOverBalance => "points_over_balance",
+    Overflow => "overflow",
+}
+
+/// A validated event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub id: String,
+    pub at: Timestamp,
+    pub program: Option<String>,
+    pub body: EventBody,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EventBody {
+    MemberRegistered(Registration),
+    MemberUpdated {
+        member: String,
+        country: Option<String>,
+        birth_date: Option<Date>,
+    },
+    MemberStatus {
+        member: String,
+        change: StatusChange,
+    },
+    OrderPlaced(Box<Order>),
+    OrderDelivered {
+        order: String,
+    },
+    OrderReturned {
+        order: String,
+        lines: Vec<LineQuantity>,
+    },
+    OrderCancelled {
+        order: String,
+        lines: Option<Vec<LineQuantity>>,
+    },
+}
+
+impl EventBody {
+    /// The member an event names directly (order events other than `order.placed`
+    /// name only their order).
+    pub fn member(&self) -> Option<&str> {
+        match self {
+            EventBody::MemberRegistered(r) => Some(&r.member),
+            EventBody::MemberUpdated { member, .. } | EventBody::MemberStatus { member, .. } => {
+                Some(member)
+            }
+            EventBody::OrderPlaced(order) => Some(&order.member),
+            _ => None,
+        }
+    }
+
+    /// The order an event names, if any.
+    pub fn order(&self) -> Option<&str> {
+        match self {
+            EventBody::OrderPlaced(order) => Some(&order.order),
+            EventBody::OrderDelivered { order }
+            | EventBody::OrderReturned { order, .. }
+            | EventBody::OrderCancelled { order, .. } => Some(order),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Registration {
+    pub member: String,
+    pub country: String,
+    pub birth_date: Option<Date>,
+    pub staff: bool,
+    pub guardian_consent: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusChange {
+    OptedOut,
+    Closed,
+    Suspended,
+    Reinstated,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Channel {
+    Web,
+    App,
+    Store,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Order {
+    pub member: String,
+    pub order: String,
+    pub currency: Currency,
+    pub channel: Channel,
+    pub lines: Vec<OrderLine>,
+    pub delivery: Minor,
+    pub duties: Minor,
+    pub payments: Vec<Payment>,
+    pub codes: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrderLine {
+    pub line: String,
+    pub sku: String,
+    pub brand: String,
+    pub category: String,
+    pub quantity: u32,
+    pub price: Minor,
+    pub discount: Minor,
+    pub tax: Minor,
+    pub on_sale: bool,
+    pub badges: Vec<String>,
+}
+
+impl OrderLine {
+    /// `price − discount − tax`: the line's goods value net of tax (programs.md §0).
+    pub fn weight(&self) -> Minor {
+        Minor(self.price.0 - self.discount.0 - self.tax.0)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PaymentMethod {
+    Card,
+    Paypal,
+    ApplePay,
+    Klarna,
+    Cash,
+    BankTransfer,
+    GiftVoucher,
+    StoreCredit,
+    Points,
+}
+
+impl PaymentMethod {
+    fn parse(text: &str) -> Option<PaymentMethod> {
+        Some(match text {
+            "card" => PaymentMethod::Card,
+            "paypal" => PaymentMethod::Paypal,
+            "apple_pay" => PaymentMethod::ApplePay,
+            "klarna" => PaymentMethod::Klarna,
+            "cash" => PaymentMethod::Cash,
+            "bank_transfer" => PaymentMethod::BankTransfer,
+            "gift_voucher" => PaymentMethod::GiftVoucher,
+            "store_credit" => PaymentMethod::StoreCredit,
+            "points" => PaymentMethod::Points,
+            _ => return None,
+        })
+    }
+
+    /// Cash-like tenders count towards eligible value (programs.md §0).
+    pub fn is_cash_like(self) -> bool {
+        !matches!(
+            self,
+            PaymentMethod::GiftVoucher | PaymentMethod::StoreCredit | PaymentMethod::Points
+        )
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Payment {
+    pub method: PaymentMethod,
+    pub amount: Minor,
+}
+
+/// `{line, quantity}` of a return or a cancellation; `quantity: None` means every
+/// remaining unit (decisions D3).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LineQuantity {
+    pub line: String,
+    pub quantity: Option<u32>,
+}
+
+// ---- the JSON as sent ------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct RawEvent<'a> {
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "type")]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    at: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    program: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    member: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    country: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    birth_date: Option<Cow<'a, str>>,
+    staff: Option<bool>,
+    guardian_consent: Option<bool>,
+    #[serde(borrow)]
+    order: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    currency: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    channel: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    lines: Option<Vec<RawLine<'a>>>,
+    #[serde(borrow)]
+    delivery: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    duties: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    payments: Option<Vec<RawPayment<'a>>>,
+    #[serde(borrow)]
+    codes: Option<Vec<Cow<'a, str>>>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawLineFields<'a> {
+    #[serde(borrow)]
+    line: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    sku: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    brand: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    category: Option<Cow<'a, str>>,
+    quantity: Option<i64>,
+    #[serde(borrow)]
+    price: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    discount: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    tax: Option<Cow<'a, str>>,
+    on_sale: Option<bool>,
+    #[serde(borrow)]
+    badges: Option<Vec<Cow<'a, str>>>,
+}
+
+/// A line object, or a bare line id (cancellations, D3).
+struct RawLine<'a>(RawLineFields<'a>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawLine<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visitor<'a> {
+            type Value = RawLine<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a line object or a line id")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(
+                self,
+                v: &'de str,
+            ) -> Result<Self::Value, E> {
+                Ok(RawLine(RawLineFields {
+                    line: Some(Cow::Borrowed(v)),
+                    ..Default::default()
+                }))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(RawLine(RawLineFields {
+                    line: Some(Cow::Owned(v.to_string())),
+                    ..Default::default()
+                }))
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                map: M,
+            ) -> Result<Self::Value, M::Error> {
+                RawLineFields::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(RawLine)
+            }
+        }
+        deserializer.deserialize_any(Visitor(std::marker::PhantomData))
+    }
+}
+
+#[derive(Deserialize)]
+struct RawPayment<'a> {
+    #[serde(borrow)]
+    method: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    amount: Option<Cow<'a, str>>,
+}
+
+/// The id of an event line, read as leniently as possible, for rejection messages
+/// on lines that are otherwise unusable.
+pub fn sniff_id(text: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct IdOnly {
+        id: Option<serde_json::Value>,
+    }
+    let value: IdOnly = serde_json::from_str(text).ok()?;
+    match value.id? {
+        serde_json::Value::String(s) if !s.is_empty() && s.chars().count() <= MAX_ID_CHARS => {
+            Some(s)
+        }
+        _ => None,
+    }
+}
+
+/// Parses and validates one event (one JSON object).
+pub fn parse_event(text: &str) -> Result<Event, Rejection> {
+    let raw: RawEvent<'_> = match serde_json::from_str(text) {
+        Ok(raw) => raw,
+        Err(error) => return Err(explain_json_error(text, error)),
+    };
+    Checker.event(raw)
+}
+
+fn explain_json_error(text: &str, error: serde_json::Error) -> Rejection {
+    if error.is_syntax() || error.is_eof() {
+        return Rejection::new(
+            RejectCode::InvalidJson,
+            format!("not a JSON object: {error}"),
+        );
+    }
+    if !text.trim_start().starts_with('{') {
+        return Rejection::new(RejectCode::InvalidJson, "the event must be a JSON object");
+    }
+    // Find the field: run again, tracking the path.
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let path = match serde_path_to_error::deserialize::<_, RawEvent<'_>>(&mut deserializer) {
+        Err(error) => error.path().to_string(),
+        Ok(_) => String::from("?"),
+    };
+    let message = error.to_string();
+    let message = message.split(" at line ").next().unwrap_or(&message);
+    Rejection::new(RejectCode::InvalidField, format!("{path}: {message}"))
+}
+
+/// The checks of one event, field by field.
+struct Checker;
+
+fn missing(field: &str) -> Rejection {
+    Rejection::new(RejectCode::MissingField, format!("{field}: required"))
+}
+
+fn invalid(field: &str, value: &str, rule: &str) -> Rejection {
+    Rejection::new(
+        RejectCode::InvalidField,
+        format!("{field}: {value:?} {rule}"),
+    )
+}
+
+impl Checker {
+    fn event(&self, raw: RawEvent<'_>) -> Result<Event, Rejection> {
+        let id = self.id("id", raw.id.as_deref())?;
+        let kind = raw.kind.as_deref().ok_or_else(|| missing("type"))?;
+        let at = self.instant("at", raw.at.as_deref())?;
+        let program = match raw.program.as_deref() {
+            Some(p) => Some(self.id("program", Some(p))?),
+            None => None,
+        };
+        let body = match kind {
+            "member.registered" => EventBody::MemberRegistered(Registration {
+                member: self.id("member", raw.member.as_deref())?,
+                country: self.country(raw.country.as_deref().ok_or_else(|| missing("country"))?)?,
+                birth_date: self.birth_date(raw.birth_date.as_deref(), at)?,
+                staff: raw.staff.unwrap_or(false),
+                guardian_consent: raw.guardian_consent.unwrap_or(false),
+            }),
+            "member.updated" => EventBody::MemberUpdated {
+                member: self.id("member", raw.member.as_deref())?,
+                country: raw
+                    .country
+                    .as_deref()
+                    .map(|c| self.country(c))
+                    .transpose()?,
+                birth_date: self.birth_date(raw.birth_date.as_deref(), at)?,
+            },
+            "member.opted_out" | "member.closed" | "member.suspended" | "member.reinstated" => {
+                let change = match kind {
+                    "member.opted_out" => StatusChange::OptedOut,
+                    "member.closed" => StatusChange::Closed,
+                    "member.suspended" => StatusChange::Suspended,
+                    _ => StatusChange::Reinstated,
+                };
+                EventBody::MemberStatus {
+                    member: self.id("member", raw.member.as_deref())?,
+                    change,
+                }
+            }
+            "order.placed" => EventBody::OrderPlaced(Box::new(self.order(raw)?)),
+            "order.delivered" => EventBody::OrderDelivered {
+                order: self.id("order", raw.order.as_deref())?,
+            },
+            "order.returned" => {
+                let order = self.id("order", raw.order.as_deref())?;
+                let lines = raw.lines.ok_or_else(|| missing("lines"))?;
+                EventBody::OrderReturned {
+                    order,
+                    lines: self.line_quantities(lines, true)?,
+                }
+            }
+            "order.cancelled" => {
+                let order = self.id("order", raw.order.as_deref())?;
+                let lines = raw
+                    .lines
+                    .map(|l| self.line_quantities(l, false))
+                    .transpose()?;
+                EventBody::OrderCancelled { order, lines }
+            }
+            other => {
+                return Err(Rejection::new(
+                    RejectCode::UnknownEventType,
+                    format!("type: {other:?} is not an event type of the contract"),
+                ));
+            }
+        };
+        Ok(Event {
+            id,
+            at,
+            program,
+            body,
+        })
+    }
+
+    fn id(&self, field: &str, value: Option<&str>) -> Result<String, Rejection> {
+        let value = value.ok_or_else(|| missing(field))?;
+        let chars = value.chars().count();
+        if chars == 0 || chars > MAX_ID_CHARS {
+            return Err(invalid(
+                field,
+                value,
+                &format!("must be 1–{MAX_ID_CHARS} characters"),
+            ));
+        }
+        if value.chars().any(char::is_control) {
+            return Err(invalid(field, value, "must not contain control characters"));
+        }
+        Ok(value.to_string())
+    }
+
+    fn text(&self, field: &str, value: Option<&str>) -> Result<String, Rejection> {
+        let value = value.unwrap_or("");
+        if value.chars().count() > MAX_ID_CHARS {
+            return Err(invalid(
+                field,
+                value,
+                &format!("must be at most {MAX_ID_CHARS} characters"),
+            ));
+        }
+        Ok(value.to_string())
+    }
+
+    fn instant(&self, field: &str, value: Option<&str>) -> Result<Timestamp, Rejection> {
+        let value = value.ok_or_else(|| missing(field))?;
+        let bytes = value.as_bytes();
+        // RFC 3339: a full date, 'T' (or 't'), a time, and an offset.
+        let shape_ok = bytes.len() >= 20
+            && bytes[4] == b'-'
+            && bytes[7] == b'-'
+            && matches!(bytes[10], b'T' | b't')
+            && !value.contains('[');
+        let parsed = if shape_ok {
+            value.parse::<Timestamp>().ok()
+        } else {
+            None
+        };
+        match parsed {
+            Some(at)
+                if (1970..=2999)
+                    .contains(&at.to_zoned_datetime(jiff::tz::TimeZone::UTC).year()) =>
+            {
+                Ok(at)
+            }
+            Some(_) => Err(invalid(field, value, "must be between years 1970 and 2999")),
+            None => Err(invalid(
+                field,
+                value,
+                "is not an RFC 3339 instant with an offset",
+            )),
+        }
+    }
+
+    fn country(&self, value: &str) -> Result<String, Rejection> {
+        if value.len() == 2 && value.bytes().all(|b| b.is_ascii_uppercase()) {
+            Ok(value.to_string())
+        } else {
+            Err(invalid(
+                "country",
+                value,
+                "is not an ISO 3166-1 alpha-2 code",
+            ))
+        }
+    }
+
+    fn birth_date(&self, value: Option<&str>, at: Timestamp) -> Result<Option<Date>, Rejection> {
+        let Some(value) = value else { return Ok(None) };
+        let date = match value.parse::<Date>() {
+            Ok(date) if value.len() == 10 => date,
+            _ => return Err(invalid("birth_date", value, "is not a date YYYY-MM-DD")),
+        };
+        let today = at.to_zoned_datetime(jiff::tz::TimeZone::UTC).date();
+        if date.year() < 1900 || date > today {
+            return Err(invalid(
+                "birth_date",
+                value,
+                "must be from 1900 up to the event's date",
+            ));
+        }
+        Ok(Some(date))
+    }
+
+    fn amount(
+        &self,
+        field: &str,
+        value: Option<&str>,
+        currency: Currency,
+    ) -> Result<Minor, Rejection> {
+        let Some(text) = value else {
+            return Ok(Minor::ZERO);
+        };
+        currency.parse_amount(text).map_err(|error| match error {
+            AmountError::Malformed => invalid(field, text, "is not a decimal amount"),
+            AmountError::TooManyDigits { allowed } => Rejection::new(
+                RejectCode::TooManyDigits,
+                format!("{field}: {text:?} has more than {allowed} decimals for {currency}"),
+            ),
+            AmountError::Negative => Rejection::new(
+                RejectCode::NegativeAmount,
+                format!("{field}: {text:?} is negative"),
+            ),
+            AmountError::TooLarge => Rejection::new(
+                RejectCode::AmountTooLarge,
+                format!("{field}: {text:?} is over 10^12 {currency}"),
+            ),
+        })
+    }
+
+    fn order(&self, raw: RawEvent<'_>) -> Result<Order, Rejection> {
+        let member = self.id("member", raw.member.as_deref())?;
+        let order = self.id("order", raw.order.as_deref())?;
+        let currency_text = raw.currency.as_deref().ok_or_else(|| missing("currency"))?;
+        let currency = Currency::from_code(currency_text).ok_or_else(|| {
+            invalid(
+                "currency",
+                currency_text,
+                "is not an ISO 4217 currency code",
+            )
+        })?;
+        let channel = match raw.channel.as_deref() {
+            None | Some("web") => Channel::Web,
+            Some("app") => Channel::App,
+            Some("store") => Channel::Store,
+            Some(other) => return Err(invalid("channel", other, "is not web, app or store")),
+        };
+        let raw_lines = raw.lines.ok_or_else(|| missing("lines"))?;
+        if raw_lines.is_empty() || raw_lines.len() > MAX_LINES {
+            return Err(Rejection::new(
+                RejectCode::InvalidField,
+                format!(
+                    "lines: an order has 1 to {MAX_LINES} lines, not {}",
+                    raw_lines.len()
+                ),
+            ));
+        }
+        let mut lines: Vec<OrderLine> = Vec::with_capacity(raw_lines.len());
+        for (index, RawLine(raw_line)) in raw_lines.into_iter().enumerate() {
+            let line = self.order_line(index, raw_line, currency)?;
+            if lines.iter().any(|l| l.line == line.line) {
+                return Err(Rejection::new(
+                    RejectCode::DuplicateLine,
+                    format!(
+                        "lines[{index}].line: {:?} appears twice in the order",
+                        line.line
+                    ),
+                ));
+            }
+            lines.push(line);
+        }
+        let delivery = self.amount("delivery", raw.delivery.as_deref(), currency)?;
+        let duties = self.amount("duties", raw.duties.as_deref(), currency)?;
+        let raw_payments = raw.payments.ok_or_else(|| missing("payments"))?;
+        if raw_payments.len() > MAX_PAYMENTS {
+            return Err(Rejection::new(
+                RejectCode::InvalidField,
+                format!(
+                    "payments: at most {MAX_PAYMENTS} payments, not {}",
+                    raw_payments.len()
+                ),
+            ));
+        }
+        let mut payments = Vec::with_capacity(raw_payments.len());
+        for (index, payment) in raw_payments.into_iter().enumerate() {
+            let field = format!("payments[{index}].method");
+            let method_text = payment.method.as_deref().ok_or_else(|| missing(&field))?;
+            let method = PaymentMethod::parse(method_text).ok_or_else(|| {
+                invalid(
+                    &field,
+                    method_text,
+                    "is not a payment method of the contract",
+                )
+            })?;
+            let field = format!("payments[{index}].amount");
+            if payment.amount.is_none() {
+                return Err(missing(&field));
+            }
+            let amount = self.amount(&field, payment.amount.as_deref(), currency)?;
+            payments.push(Payment { method, amount });
+        }
+        let codes = self.strings("codes", raw.codes)?;
+
+        let overflow = || Rejection::new(RejectCode::Overflow, "order totals overflow");
+        let mut due = delivery.checked_add(duties).ok_or_else(overflow)?;
+        for line in &lines {
+            due = due
+                .checked_add(line.price.checked_sub(line.discount).ok_or_else(overflow)?)
+                .ok_or_else(overflow)?;
+        }
+        let mut paid = Minor::ZERO;
+        for payment in &payments {
+            paid = paid.checked_add(payment.amount).ok_or_else(overflow)?;
+        }
+        if paid != due {
+            return Err(Rejection::new(
+                RejectCode::PaymentsMismatch,
+                format!(
+                    "payments: {} {currency} paid, but lines (price − discount) + delivery + duties come to {}",
+                    currency.format(paid),
+                    currency.format(due)
+                ),
+            ));
+        }
+        Ok(Order {
+            member,
+            order,
+            currency,
+            channel,
+            lines,
+            delivery,
+            duties,
+            payments,
+            codes,
+        })
+    }
+
+    fn strings(
+        &self,
+        field: &str,
+        values: Option<Vec<Cow<'_, str>>>,
+    ) -> Result<Vec<String>, Rejection> {
+        let values = values.unwrap_or_default();
+        if values.len() > MAX_CODES {
+            return Err(Rejection::new(
+                RejectCode::InvalidField,
+                format!("{field}: at most {MAX_CODES} entries, not {}", values.len()),
+            ));
+        }
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| self.id(&format!("{field}[{i}]"), Some(v)))
+            .collect()
+    }
+
+    fn order_line(
+        &self,
+        index: usize,
+        raw: RawLineFields<'_>,
+        currency: Currency,
+    ) -> Result<OrderLine, Rejection> {
+        let field = |name: &str| format!("lines[{index}].{name}");
+        let line = self.id(&field("line"), raw.line.as_deref())?;
+        let quantity = raw.quantity.ok_or_else(|| missing(&field("quantity")))?;
+        let quantity = self.quantity(&field("quantity"), quantity)?;
+        if raw.price.is_none() {
+            return Err(missing(&field("price")));
+        }
+        let price = self.amount(&field("price"), raw.price.as_deref(), currency)?;
+        let discount = self.amount(&field("discount"), raw.discount.as_deref(), currency)?;
+        let tax = self.amount(&field("tax"), raw.tax.as_deref(), currency)?;
+        if discount > price {
+            return Err(Rejection::new(
+                RejectCode::InvalidDiscount,
+                format!(
+                    "{}: {} is more than the price {}",
+                    field("discount"),
+                    currency.format(discount),
+                    currency.format(price)
+                ),
+            ));
+        }
+        if tax.0 > price.0 - discount.0 {
+            return Err(Rejection::new(
+                RejectCode::InvalidTax,
+                format!(
+                    "{}: {} is more than price − discount {}",
+                    field("tax"),
+                    currency.format(tax),
+                    currency.format(Minor(price.0 - discount.0))
+                ),
+            ));
+        }
+        Ok(OrderLine {
+            line,
+            sku: self.text(&field("sku"), raw.sku.as_deref())?,
+            brand: self.text(&field("brand"), raw.brand.as_deref())?,
+            category: self.text(&field("category"), raw.category.as_deref())?,
+            quantity,
+            price,
+            discount,
+            tax,
+            on_sale: raw.on_sale.unwrap_or(false),
+            badges: self.strings(&field("badges"), raw.badges)?,
+        })
+    }
+
+    fn quantity(&self, field: &str, quantity: i64) -> Result<u32, Rejection> {
+        if quantity < 1 {
+            return Err(Rejection::new(
+                RejectCode::InvalidQuantity,
+                format!("{field}: {quantity} is below 1"),
+            ));
+        }
+        if quantity > MAX_QUANTITY {
+            return Err(Rejection::new(
+                RejectCode::InvalidQuantity,
+                format!("{field}: {quantity} is over {MAX_QUANTITY}"),
+            ));
+        }
+        Ok(quantity as u32)
+    }
+
+    fn line_quantities(
+        &self,
+        raw: Vec<RawLine<'_>>,
+        quantity_required: bool,
+    ) -> Result<Vec<LineQuantity>, Rejection> {
+        if raw.is_empty() || raw.len() > MAX_LINES {
+            return Err(Rejection::new(
+                RejectCode::InvalidField,
+                format!("lines: 1 to {MAX_LINES} lines, not {}", raw.len()),
+            ));
+        }
+        let mut lines: Vec<LineQuantity> = Vec::with_capacity(raw.len());
+        for (index, RawLine(fields)) in raw.into_iter().enumerate() {
+            let line = self.id(&format!("lines[{index}].line"), fields.line.as_deref())?;
+            let quantity = match fields.quantity {
+                Some(q) => Some(self.quantity(&format!("lines[{index}].quantity"), q)?),
+                None if quantity_required => {
+                    return Err(missing(&format!("lines[{index}].quantity")));
+                }
+                None => None,
+            };
+            if lines.iter().any(|l| l.line == line) {
+                return Err(Rejection::new(
+                    RejectCode::DuplicateLine,
+                    format!("lines[{index}].line: {line:?} appears twice"),
+                ));
+            }
+            lines.push(LineQuantity { line, quantity });
+        }
+        Ok(lines)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code_of(text: &str) -> &'static str {
+        parse_event(text)
+            .expect_err("the event is invalid")
+            .code
+            .as_str()
+    }
+
+    const ORDER: &str = r#"{"id":"e-1","type":"order.placed","at":"2026-01-05T10:00:00Z","member":"m-1","order":"o-1","currency":"EUR","lines":[{"line":"l-1","sku":"s","brand":"b","category":"c","quantity":2,"price":"100.00","tax":"10.00"}],"delivery":"5.00","payments":[{"method":"card","amount":"105.00"}]}"#;
+
+    #[test]
+    fn contract_order_parses() {
+        let event = parse_event(ORDER).expect("valid order");
+        let EventBody::OrderPlaced(order) = event.body else {
+            panic!("not an order")
+        };
+        assert_eq!(order.lines[0].weight(), Minor(9000));
+        assert_eq!(order.delivery, Minor(500));
+        assert_eq!(order.channel, Channel::Web);
+    }
+
+    #[test]
+    fn contract_rejections_name_the_rule() {
+        assert_eq!(code_of("{not json"), "invalid_json");
+        assert_eq!(code_of("[1,2]"), "invalid_json");
+        assert_eq!(
+            code_of(&ORDER.replace(r#""currency":"EUR","#, "")),
+            "missing_field"
+        );
+        assert_eq!(
+            code_of(&ORDER.replace("\"quantity\":2", "\"quantity\":\"2\"")),
+            "invalid_field"
+        );
+        assert_eq!(
+            code_of(&ORDER.replace("\"quantity\":2", "\"quantity\":0")),
+            "invalid_quantity"
+        );
+        assert_eq!(
+            code_of(&ORDER.replace("\"100.00\"", "\"100.001\"")),
+            "too_many_digits"
+        );
+        assert_eq!(
+            code_of(&ORDER.replace("\"5.00\"", "\"-5.00\"")),
+            "negative_amount"
+        );
+        assert_eq!(
+            code_of(&ORDER.replace("\"105.00\"", "\"104.99\"")),
+            "payments_mismatch"
+        );
+        assert_eq!(
+            code_of(&ORDER.replace("order.placed", "order.shipped")),
+            "unknown_event_type"
+        );
+        assert_eq!(
+            code_of(&ORDER.replace("2026-01-05T10:00:00Z", "2026-01-05 10:00")),
+            "invalid_field"
+        );
+        assert_eq!(
+            code_of(&ORDER.replace("\"tax\":\"10.00\"", "\"tax\":\"100.01\"")),
+            "invalid_tax"
+        );
+    }
+
+    #[test]
+    fn contract_invalid_field_names_the_path() {
+        let rejection = parse_event(&ORDER.replace("\"quantity\":2", "\"quantity\":\"2\""))
+            .expect_err("invalid");
+        assert!(
+            rejection.message.starts_with("lines[0].quantity"),
+            "{}",
+            rejection.message
+        );
+    }
+}

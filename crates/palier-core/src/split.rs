@@ -1,0 +1,67 @@
+//! Exact pro-rata splits (programs.md §0, §7.4; decisions D1).
+
+/// Splits `total` over `weights` pro rata, each share rounded down, the remainder
+/// going to the largest weight (the first one on a tie). The shares always sum to
+/// `total` exactly. With every weight zero, the first share takes everything.
+pub fn split_pro_rata(total: i64, weights: &[i64]) -> Vec<i64> {
+    let sum: i128 = weights.iter().map(|w| i128::from(*w)).sum();
+    if weights.is_empty() {
+        return Vec::new();
+    }
+    let mut shares: Vec<i64> = if sum == 0 {
+        vec![0; weights.len()]
+    } else {
+        weights
+            .iter()
+            .map(|w| (i128::from(total) * i128::from(*w)).div_euclid(sum) as i64)
+            .collect()
+    };
+    let given: i64 = shares.iter().sum();
+    let largest = weights.iter().enumerate().fold(
+        0,
+        |best, (index, w)| if *w > weights[best] { index } else { best },
+    );
+    shares[largest] += total - given;
+    shares
+}
+
+/// What a partial removal of `quantity` of a line's `bought` units takes from
+/// `value`, given what earlier removals took (`removed_units`, `removed_value`):
+/// `floor(value × quantity / bought)`, except the removal that brings the removed
+/// units to `bought`, which takes whatever is left (programs.md §7.4).
+pub fn partial_share(
+    value: i64,
+    bought: u32,
+    removed_units: u32,
+    removed_value: i64,
+    quantity: u32,
+) -> i64 {
+    if removed_units + quantity >= bought {
+        return value - removed_value;
+    }
+    (i128::from(value) * i128::from(quantity) / i128::from(bought)) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eligible_value_split_gives_the_remainder_to_the_largest_line() {
+        // 100.00 over weights 1, 1, 1: 33.33 each, 0.01 to the first (a tie).
+        assert_eq!(split_pro_rata(10_000, &[1, 1, 1]), vec![3334, 3333, 3333]);
+        // The largest weight takes the remainder even when it is not first.
+        assert_eq!(split_pro_rata(1001, &[1, 2]), vec![333, 668]);
+        assert_eq!(split_pro_rata(7, &[0, 0]), vec![7, 0]);
+        assert_eq!(split_pro_rata(0, &[5, 5]), vec![0, 0]);
+    }
+
+    #[test]
+    fn partial_returns_come_back_exactly() {
+        // A line of 3 units worth 100: 33, 33, then the last takes 34.
+        assert_eq!(partial_share(100, 3, 0, 0, 1), 33);
+        assert_eq!(partial_share(100, 3, 1, 33, 1), 33);
+        assert_eq!(partial_share(100, 3, 2, 66, 1), 34);
+        assert_eq!(partial_share(100, 3, 0, 0, 3), 100);
+    }
+}
