@@ -21,10 +21,7 @@ impl Calendar {
     /// Looks an IANA zone up in the bundled database.
     pub fn new(name: &str) -> Option<Calendar> {
         let zone = jiff::tz::db().get(name).ok()?;
-        Some(Calendar {
-            zone,
-            name: name.to_string(),
-        })
+        Some(Calendar { zone, name: name.to_string() })
     }
 
     pub fn zone_name(&self) -> &str {
@@ -44,10 +41,7 @@ impl Calendar {
     pub fn instant(&self, civil: DateTime) -> Timestamp {
         // `to_ambiguous_zoned(..).compatible()` only fails beyond jiff's supported
         // range (years -9999..=9999), which event validation rules out.
-        self.zone
-            .to_ambiguous_timestamp(civil)
-            .compatible()
-            .unwrap_or(Timestamp::MAX)
+        self.zone.to_ambiguous_timestamp(civil).compatible().unwrap_or(Timestamp::MAX)
     }
 
     /// Midnight starting a civil date.
@@ -57,17 +51,13 @@ impl Calendar {
 
     /// `n` calendar days later, same wall-clock time.
     pub fn add_days(&self, at: Timestamp, days: i64) -> Timestamp {
-        self.zoned(at)
-            .checked_add(Span::new().days(days))
-            .map_or(Timestamp::MAX, |z| z.timestamp())
+        self.zoned(at).checked_add(Span::new().days(days)).map_or(Timestamp::MAX, |z| z.timestamp())
     }
 
     /// `n` months later (or earlier, negative), same wall-clock time, day clamped to
     /// the month's end (Jan 31 + 1 month = Feb 28/29).
     pub fn add_months(&self, at: Timestamp, months: i64) -> Timestamp {
-        self.zoned(at)
-            .checked_add(Span::new().months(months))
-            .map_or(Timestamp::MAX, |z| z.timestamp())
+        self.zoned(at).checked_add(Span::new().months(months)).map_or(Timestamp::MAX, |z| z.timestamp())
     }
 
     /// The first instant at or after `at` that is a first day of a month, 00:00.
@@ -143,20 +133,11 @@ mod tests {
     fn calendar_months_clamp_the_day() {
         let cal = Calendar::new("UTC").expect("bundled zone");
         let jan31 = ts("2027-01-31T10:00:00Z");
-        assert_eq!(
-            format_instant(cal.add_months(jan31, 1)),
-            "2027-02-28T10:00:00Z"
-        );
+        assert_eq!(format_instant(cal.add_months(jan31, 1)), "2027-02-28T10:00:00Z");
         let jan31_leap = ts("2028-01-31T10:00:00Z");
-        assert_eq!(
-            format_instant(cal.add_months(jan31_leap, 1)),
-            "2028-02-29T10:00:00Z"
-        );
+        assert_eq!(format_instant(cal.add_months(jan31_leap, 1)), "2028-02-29T10:00:00Z");
         let feb29 = ts("2028-02-29T10:00:00Z");
-        assert_eq!(
-            format_instant(cal.add_months(feb29, -12)),
-            "2027-02-28T10:00:00Z"
-        );
+        assert_eq!(format_instant(cal.add_months(feb29, -12)), "2027-02-28T10:00:00Z");
     }
 
     #[test]
@@ -173,10 +154,7 @@ mod tests {
     #[test]
     fn calendar_moscow_has_no_dst() {
         let cal = Calendar::new("Europe/Moscow").expect("bundled zone");
-        assert_eq!(
-            format_instant(cal.start_of_year(2027)),
-            "2026-12-31T21:00:00Z"
-        );
+        assert_eq!(format_instant(cal.start_of_year(2027)), "2026-12-31T21:00:00Z");
         let later = cal.add_days(ts("2026-03-20T09:00:00Z"), 14);
         assert_eq!(format_instant(later), "2026-04-03T09:00:00Z");
     }

@@ -51,13 +51,7 @@ impl Member {
     /// Eligible value not counted yet: window open, or waiting for the monthly
     /// application (programs.md §7.9 for points programs).
     pub fn pending_spend(&self) -> Minor {
-        Minor(
-            self.orders
-                .iter()
-                .filter(|o| o.earning && !o.applied)
-                .map(|o| o.net_value().0)
-                .sum(),
-        )
+        Minor(self.orders.iter().filter(|o| o.earning && !o.applied).map(|o| o.net_value().0).sum())
     }
 
     /// The document at `at`. The member must have been advanced to `at` inclusive.
@@ -69,25 +63,15 @@ impl Member {
             Status::Suspended => "suspended",
             Status::Active => "active",
         };
-        let reason = if self.wiped {
-            None
-        } else {
-            self.ineligible.map(|i| i.as_str())
-        };
+        let reason = if self.wiped { None } else { self.ineligible.map(|i| i.as_str()) };
         let no_value = self.wiped || self.ineligible.is_some();
         let currency = self.currency;
         let format = |amount: Minor| currency.map(|c| c.format(amount));
         let points = program.points.as_ref().map(|_| {
             if no_value {
-                PointsBalance {
-                    available: 0,
-                    pending: 0,
-                }
+                PointsBalance { available: 0, pending: 0 }
             } else {
-                PointsBalance {
-                    available: self.points_available(),
-                    pending: self.points_pending(),
-                }
+                PointsBalance { available: self.points_available(), pending: self.points_pending() }
             }
         });
         if no_value {
@@ -109,13 +93,11 @@ impl Member {
         let qualifying = self.qualifying_spend(program, at);
         let next = self.tier.map_or(0, |t| t + 1);
         let next_tier = match (program.tiers.get(next), currency) {
-            (Some(tier), Some(currency)) => {
-                tier.thresholds.get(&currency).map(|threshold| NextTier {
-                    tier: tier.id.clone(),
-                    threshold: currency.format(*threshold),
-                    remaining: currency.format(Minor((threshold.0 - qualifying.0).max(0))),
-                })
-            }
+            (Some(tier), Some(currency)) => tier.thresholds.get(&currency).map(|threshold| NextTier {
+                tier: tier.id.clone(),
+                threshold: currency.format(*threshold),
+                remaining: currency.format(Minor((threshold.0 - qualifying.0).max(0))),
+            }),
             _ => None,
         };
         MemberDocument {

@@ -20,12 +20,7 @@ pub struct Engine<'p> {
 
 impl<'p> Engine<'p> {
     pub fn new(program: &'p Program) -> Engine<'p> {
-        Engine {
-            program,
-            members: Vec::new(),
-            by_member: FxHashMap::default(),
-            by_order: FxHashMap::default(),
-        }
+        Engine { program, members: Vec::new(), by_member: FxHashMap::default(), by_order: FxHashMap::default() }
     }
 
     pub fn program(&self) -> &Program {
@@ -49,10 +44,7 @@ impl<'p> Engine<'p> {
         {
             return Err(Rejection::new(
                 RejectCode::UnknownProgram,
-                format!(
-                    "program: {named:?} is not the program loaded ({:?})",
-                    program.id
-                ),
+                format!("program: {named:?} is not the program loaded ({:?})", program.id),
             ));
         }
         let at = event.at;
@@ -60,27 +52,17 @@ impl<'p> Engine<'p> {
             EventBody::MemberRegistered(registration) => {
                 if let Some(index) = self.by_member.get(&registration.member) {
                     let existing = &self.members[*index];
-                    let code = if existing.wiped {
-                        RejectCode::MemberClosed
-                    } else {
-                        RejectCode::MemberExists
-                    };
+                    let code = if existing.wiped { RejectCode::MemberClosed } else { RejectCode::MemberExists };
                     return Err(Rejection::new(
                         code,
                         format!("member: {:?} is already registered", registration.member),
                     ));
                 }
-                self.by_member
-                    .insert(registration.member.clone(), self.members.len());
-                self.members
-                    .push(Member::register(program, registration, at));
+                self.by_member.insert(registration.member.clone(), self.members.len());
+                self.members.push(Member::register(program, registration, at));
                 Ok(())
             }
-            EventBody::MemberUpdated {
-                member,
-                country,
-                birth_date,
-            } => {
+            EventBody::MemberUpdated { member, country, birth_date } => {
                 let member = self.member_at(member, at)?;
                 member.update(program, country.as_deref(), *birth_date, at)
             }
@@ -99,8 +81,7 @@ impl<'p> Engine<'p> {
                 let member = &mut self.members[index];
                 member.advance(program, at, false);
                 let order_index = member.place_order(program, order, at)?;
-                self.by_order
-                    .insert(order.order.clone(), (index, order_index));
+                self.by_order.insert(order.order.clone(), (index, order_index));
                 Ok(())
             }
             EventBody::OrderDelivered { order } => {
@@ -119,12 +100,10 @@ impl<'p> Engine<'p> {
     }
 
     fn member_index(&self, id: &str) -> Result<usize, Rejection> {
-        self.by_member.get(id).copied().ok_or_else(|| {
-            Rejection::new(
-                RejectCode::UnknownMember,
-                format!("member: {id:?} is not registered"),
-            )
-        })
+        self.by_member
+            .get(id)
+            .copied()
+            .ok_or_else(|| Rejection::new(RejectCode::UnknownMember, format!("member: {id:?} is not registered")))
     }
 
     fn member_at(&mut self, id: &str, at: Timestamp) -> Result<&mut Member, Rejection> {
@@ -135,12 +114,11 @@ impl<'p> Engine<'p> {
     }
 
     fn order_at(&mut self, id: &str, at: Timestamp) -> Result<(&mut Member, usize), Rejection> {
-        let (member, order) = self.by_order.get(id).copied().ok_or_else(|| {
-            Rejection::new(
-                RejectCode::UnknownOrder,
-                format!("order: {id:?} was never placed"),
-            )
-        })?;
+        let (member, order) = self
+            .by_order
+            .get(id)
+            .copied()
+            .ok_or_else(|| Rejection::new(RejectCode::UnknownOrder, format!("order: {id:?} was never placed")))?;
         let member = &mut self.members[member];
         member.advance(self.program, at, false);
         Ok((member, order))
@@ -158,9 +136,6 @@ impl<'p> Engine<'p> {
     pub fn documents(&self, as_of: Timestamp) -> Vec<MemberDocument> {
         let mut order: Vec<&Member> = self.members.iter().collect();
         order.sort_unstable_by(|a, b| a.id.cmp(&b.id));
-        order
-            .into_iter()
-            .map(|m| m.document(self.program, as_of))
-            .collect()
+        order.into_iter().map(|m| m.document(self.program, as_of)).collect()
     }
 }

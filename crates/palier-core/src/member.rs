@@ -12,9 +12,7 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 
 use crate::calendar::Calendar;
-use crate::event::{
-    LineQuantity, Order, PaymentMethod, Registration, RejectCode, Rejection, StatusChange,
-};
+use crate::event::{LineQuantity, Order, PaymentMethod, Registration, RejectCode, Rejection, StatusChange};
 use crate::money::{Currency, Minor};
 use crate::program::{Program, Qualification};
 use crate::split::{partial_share, split_pro_rata};
@@ -99,12 +97,7 @@ pub struct OrderState {
 impl OrderState {
     /// Eligible value still held by the order (after returns and cancellations).
     pub fn net_value(&self) -> Minor {
-        Minor(
-            self.lines
-                .iter()
-                .map(|l| l.eligible.0 - l.eligible_removed.0)
-                .sum(),
-        )
+        Minor(self.lines.iter().map(|l| l.eligible.0 - l.eligible_removed.0).sum())
     }
 
     /// Points earned by the order and not removed.
@@ -219,15 +212,8 @@ impl Member {
 
     fn refuse_if_closed(&self) -> Result<(), Rejection> {
         if self.wiped {
-            let how = if self.status == Status::OptedOut {
-                "opted out"
-            } else {
-                "closed"
-            };
-            return Err(reject(
-                RejectCode::MemberClosed,
-                format!("member {:?} has {how}", self.id),
-            ));
+            let how = if self.status == Status::OptedOut { "opted out" } else { "closed" };
+            return Err(reject(RejectCode::MemberClosed, format!("member {:?} has {how}", self.id)));
         }
         Ok(())
     }
@@ -245,11 +231,7 @@ impl Member {
         self.refuse_if_closed()?;
         if let Some(country) = country {
             let currency = program.currency_of(country);
-            if currency != self.currency
-                && !self.orders.is_empty()
-                && currency.is_some()
-                && self.currency.is_some()
-            {
+            if currency != self.currency && !self.orders.is_empty() && currency.is_some() && self.currency.is_some() {
                 return Err(reject(
                     RejectCode::CurrencyLocked,
                     format!(
@@ -282,12 +264,7 @@ impl Member {
     }
 
     /// `member.opted_out`, `member.closed`, `member.suspended`, `member.reinstated`.
-    pub fn change_status(
-        &mut self,
-        program: &Program,
-        change: StatusChange,
-        at: Timestamp,
-    ) -> Result<(), Rejection> {
+    pub fn change_status(&mut self, program: &Program, change: StatusChange, at: Timestamp) -> Result<(), Rejection> {
         self.refuse_if_closed()?;
         match change {
             StatusChange::OptedOut => self.remove_all_value(Status::OptedOut),
@@ -349,12 +326,7 @@ impl Member {
 
     /// `order.placed`: checks the currency and points, then records the order with its
     /// eligible value and points split over its lines. Returns the order's index.
-    pub fn place_order(
-        &mut self,
-        program: &Program,
-        order: &Order,
-        at: Timestamp,
-    ) -> Result<usize, Rejection> {
+    pub fn place_order(&mut self, program: &Program, order: &Order, at: Timestamp) -> Result<usize, Rejection> {
         self.refuse_if_closed()?;
         if let Some(currency) = self.currency
             && self.ineligible != Some(Ineligibility::UnknownCountry)
@@ -362,21 +334,14 @@ impl Member {
         {
             return Err(reject(
                 RejectCode::CurrencyMismatch,
-                format!(
-                    "currency: the order is in {} but member {:?} earns in {currency}",
-                    order.currency, self.id
-                ),
+                format!("currency: the order is in {} but member {:?} earns in {currency}", order.currency, self.id),
             ));
         }
         let redeemed = self.check_points_payment(program, order)?;
 
         let earning = self.is_earning();
         let weights: Vec<i64> = order.lines.iter().map(|l| l.weight().0).collect();
-        let eligible = if earning {
-            eligible_value(order)
-        } else {
-            Minor::ZERO
-        };
+        let eligible = if earning { eligible_value(order) } else { Minor::ZERO };
         let eligible_split = split_pro_rata(eligible.0, &weights);
         let points = self.pf_points_earned(program, order, eligible);
         let points_split = split_pro_rata(points, &weights);
@@ -419,22 +384,14 @@ impl Member {
     /// Perfone: a points payment is whole units, at most the program's share of the
     /// goods value, at most the available balance (programs.md §3). Returns points.
     fn check_points_payment(&self, program: &Program, order: &Order) -> Result<i64, Rejection> {
-        let paid: i64 = order
-            .payments
-            .iter()
-            .filter(|p| p.method == PaymentMethod::Points)
-            .map(|p| p.amount.0)
-            .sum();
+        let paid: i64 = order.payments.iter().filter(|p| p.method == PaymentMethod::Points).map(|p| p.amount.0).sum();
         if paid == 0 {
             return Ok(0);
         }
         let Some(rules) = &program.points else {
             return Err(reject(
                 RejectCode::PointsNotAccepted,
-                format!(
-                    "payments: program {:?} has no points to pay with",
-                    program.id
-                ),
+                format!("payments: program {:?} has no points to pay with", program.id),
             ));
         };
         let currency = order.currency;
@@ -463,10 +420,7 @@ impl Member {
         if self.status == Status::Suspended {
             return Err(reject(
                 RejectCode::MemberSuspended,
-                format!(
-                    "payments: member {:?} is suspended and cannot spend points",
-                    self.id
-                ),
+                format!("payments: member {:?} is suspended and cannot spend points", self.id),
             ));
         }
         let points = paid / per_major;
@@ -486,11 +440,7 @@ impl Member {
         if program.points.is_none() || eligible == Minor::ZERO {
             return 0;
         }
-        if order
-            .codes
-            .iter()
-            .any(|c| program.code(c).is_some_and(|code| !code.earns_points))
-        {
+        if order.codes.iter().any(|c| program.code(c).is_some_and(|code| !code.earns_points)) {
             return 0;
         }
         let Some(rate) = self.tier.and_then(|t| program.tiers[t].rate) else {
@@ -500,18 +450,10 @@ impl Member {
     }
 
     /// `order.delivered`: starts the returns window (D5).
-    pub fn deliver(
-        &mut self,
-        program: &Program,
-        index: usize,
-        at: Timestamp,
-    ) -> Result<(), Rejection> {
+    pub fn deliver(&mut self, program: &Program, index: usize, at: Timestamp) -> Result<(), Rejection> {
         let order = &self.orders[index];
         if order.delivered_at.is_some() {
-            return Err(reject(
-                RejectCode::AlreadyDelivered,
-                format!("order {:?} was already delivered", order.order),
-            ));
+            return Err(reject(RejectCode::AlreadyDelivered, format!("order {:?} was already delivered", order.order)));
         }
         let matures_at = returns_window_close(program, order.placed_at, at);
         let wiped = self.wiped;
@@ -538,8 +480,7 @@ impl Member {
         match lines {
             Some(lines) => {
                 for (position, wanted) in lines.iter().enumerate() {
-                    let Some(line_index) = order.lines.iter().position(|l| l.line == wanted.line)
-                    else {
+                    let Some(line_index) = order.lines.iter().position(|l| l.line == wanted.line) else {
                         return Err(reject(
                             RejectCode::UnknownLine,
                             format!(
@@ -585,27 +526,11 @@ impl Member {
         let order = &mut self.orders[index];
         for (line_index, quantity) in removals {
             let line = &mut order.lines[line_index];
-            let value = partial_share(
-                line.eligible.0,
-                line.quantity,
-                line.removed_units,
-                line.eligible_removed.0,
-                quantity,
-            );
-            let points = partial_share(
-                line.points,
-                line.quantity,
-                line.removed_units,
-                line.points_removed,
-                quantity,
-            );
-            let redeemed = partial_share(
-                line.redeemed,
-                line.quantity,
-                line.removed_units,
-                line.redeemed_removed,
-                quantity,
-            );
+            let value =
+                partial_share(line.eligible.0, line.quantity, line.removed_units, line.eligible_removed.0, quantity);
+            let points = partial_share(line.points, line.quantity, line.removed_units, line.points_removed, quantity);
+            let redeemed =
+                partial_share(line.redeemed, line.quantity, line.removed_units, line.redeemed_removed, quantity);
             line.removed_units += quantity;
             line.eligible_removed.0 += value;
             line.points_removed += points;
@@ -637,11 +562,7 @@ impl Member {
 
     /// Points earned and not yet available.
     pub fn points_pending(&self) -> i64 {
-        self.orders
-            .iter()
-            .filter(|o| !o.points_available && o.earning)
-            .map(OrderState::net_points)
-            .sum()
+        self.orders.iter().filter(|o| !o.points_available && o.earning).map(OrderState::net_points).sum()
     }
 
     /// New available points pay a negative balance first (programs.md §7.8).
@@ -651,13 +572,7 @@ impl Member {
         let rest = points - paid;
         if rest > 0 {
             let position = self.lots.partition_point(|l| l.expires_at <= expires_at);
-            self.lots.insert(
-                position,
-                Lot {
-                    points: rest,
-                    expires_at,
-                },
-            );
+            self.lots.insert(position, Lot { points: rest, expires_at });
             self.wakeups.insert(expires_at);
         }
     }
@@ -670,10 +585,7 @@ impl Member {
             let taken = lot.points.min(points);
             lot.points -= taken;
             points -= taken;
-            portions.push(Lot {
-                points: taken,
-                expires_at: lot.expires_at,
-            });
+            portions.push(Lot { points: taken, expires_at: lot.expires_at });
             if lot.points == 0 {
                 self.lots.remove(0);
             }
@@ -732,10 +644,7 @@ impl Member {
             order.matured = true;
             any = true;
             match program.qualification {
-                Qualification::Rolling {
-                    monthly_application: true,
-                    ..
-                } => {
+                Qualification::Rolling { monthly_application: true, .. } => {
                     let applies_at = program.calendar.month_start_at_or_after(at);
                     order.applies_at = Some(applies_at);
                     self.wakeups.insert(applies_at);
@@ -750,11 +659,7 @@ impl Member {
             return;
         }
         match program.qualification {
-            Qualification::Rolling {
-                monthly_application: false,
-                term_months,
-                ..
-            } => {
+            Qualification::Rolling { monthly_application: false, term_months, .. } => {
                 self.nap_upgrade(program, at, term_months);
             }
             Qualification::Rolling { .. } => {}
@@ -788,12 +693,7 @@ impl Member {
     /// NET-A-PORTER: matured value is applied on the first day of the month at 00:00,
     /// then the upgrade check runs (programs.md §1).
     fn nap_monthly_application(&mut self, program: &Program, at: Timestamp) {
-        let Qualification::Rolling {
-            term_months,
-            monthly_application: true,
-            ..
-        } = program.qualification
-        else {
+        let Qualification::Rolling { term_months, monthly_application: true, .. } = program.qualification else {
             return;
         };
         let mut any = false;
@@ -841,11 +741,7 @@ impl Member {
     fn nap_upgrade(&mut self, program: &Program, at: Timestamp, term_months: i64) {
         let reached = self.tier_reached(program, self.nap_qualifying_spend(program, at));
         if reached > self.tier {
-            self.set_tier(
-                reached,
-                at,
-                Some(program.calendar.add_months(at, term_months)),
-            );
+            self.set_tier(reached, at, Some(program.calendar.add_months(at, term_months)));
         }
     }
 
@@ -873,13 +769,7 @@ impl Member {
 
     /// MR PORTER year spend S(Y): matured value of orders placed in Y.
     pub fn mrp_year_spend(&self, year: i16) -> Minor {
-        Minor(
-            self.orders
-                .iter()
-                .filter(|o| o.matured && o.placed_year == year)
-                .map(|o| o.net_value().0)
-                .sum(),
-        )
+        Minor(self.orders.iter().filter(|o| o.matured && o.placed_year == year).map(|o| o.net_value().0).sum())
     }
 
     /// MR PORTER upgrade at any time on the current year's spend; the tier is held
@@ -931,27 +821,16 @@ impl Member {
         let confirmed_until = program.calendar.start_of_year(year + 1);
         if self.basis == (TierBasis::Upgraded { year: year - 1 }) {
             self.basis = TierBasis::Confirmed;
-            self.set_tier(
-                Some(tier),
-                self.tier_since.unwrap_or(at),
-                Some(confirmed_until),
-            );
+            self.set_tier(Some(tier), self.tier_since.unwrap_or(at), Some(confirmed_until));
             return;
         }
         if tier == joining {
             return;
         }
-        let reached = self
-            .tier_reached(program, self.mrp_year_spend(year - 1))
-            .unwrap_or(joining)
-            .max(joining);
+        let reached = self.tier_reached(program, self.mrp_year_spend(year - 1)).unwrap_or(joining).max(joining);
         self.basis = TierBasis::Confirmed;
         if reached == tier {
-            self.set_tier(
-                Some(tier),
-                self.tier_since.unwrap_or(at),
-                Some(confirmed_until),
-            );
+            self.set_tier(Some(tier), self.tier_since.unwrap_or(at), Some(confirmed_until));
         } else if reached == joining {
             self.set_tier(Some(joining), at, None);
             self.basis = TierBasis::Joined;
@@ -962,8 +841,7 @@ impl Member {
 
     fn schedule_next_january(&mut self, program: &Program, after: Timestamp) {
         let year = program.calendar.year(after);
-        self.wakeups
-            .insert(program.calendar.start_of_year(year + 1));
+        self.wakeups.insert(program.calendar.start_of_year(year + 1));
     }
 
     /// Perfone level: the highest level the kept total reaches, never lowered
@@ -977,13 +855,7 @@ impl Member {
 
     /// Perfone cumulative kept purchases: matured value, net of returns (D19).
     pub fn pf_kept_total(&self) -> Minor {
-        Minor(
-            self.orders
-                .iter()
-                .filter(|o| o.matured)
-                .map(|o| o.net_value().0)
-                .sum(),
-        )
+        Minor(self.orders.iter().filter(|o| o.matured).map(|o| o.net_value().0).sum())
     }
 
     /// Available points expire at their lot's expiry (programs.md §3, §7.8).
@@ -1008,10 +880,7 @@ impl Member {
     }
 
     fn schedule_birthday(&mut self, program: &Program, from: Timestamp) {
-        if program
-            .points
-            .as_ref()
-            .is_some_and(|p| p.birthday_bonus > 0)
+        if program.points.as_ref().is_some_and(|p| p.birthday_bonus > 0)
             && let Some(next) = self.next_birthday(&program.calendar, from)
         {
             self.wakeups.insert(next);
@@ -1032,9 +901,7 @@ impl Member {
             self.credit_points(rules.birthday_bonus, expires_at);
         }
         // Next year's: one second later is past today's birthday instant.
-        let after = at
-            .checked_add(jiff::SignedDuration::from_secs(1))
-            .unwrap_or(at);
+        let after = at.checked_add(jiff::SignedDuration::from_secs(1)).unwrap_or(at);
         self.schedule_birthday(program, after);
     }
 }
@@ -1042,12 +909,7 @@ impl Member {
 /// Eligible value of an order (programs.md §0, §7.1):
 /// `clamp(cash − delivery − duties − Σ line tax, 0, goods_net)`.
 pub fn eligible_value(order: &Order) -> Minor {
-    let cash: i64 = order
-        .payments
-        .iter()
-        .filter(|p| p.method.is_cash_like())
-        .map(|p| p.amount.0)
-        .sum();
+    let cash: i64 = order.payments.iter().filter(|p| p.method.is_cash_like()).map(|p| p.amount.0).sum();
     let tax: i64 = order.lines.iter().map(|l| l.tax.0).sum();
     let goods_net: i64 = order.lines.iter().map(|l| l.weight().0).sum();
     Minor((cash - order.delivery.0 - order.duties.0 - tax).clamp(0, goods_net))
@@ -1055,11 +917,7 @@ pub fn eligible_value(order: &Order) -> Minor {
 
 /// When an order's returns window closes: delivery + window days, same wall-clock
 /// time, or later for orders placed in an extended window (programs.md §0, §2).
-pub fn returns_window_close(
-    program: &Program,
-    placed_at: Timestamp,
-    delivered_at: Timestamp,
-) -> Timestamp {
+pub fn returns_window_close(program: &Program, placed_at: Timestamp, delivered_at: Timestamp) -> Timestamp {
     let calendar = &program.calendar;
     let plain = calendar.add_days(delivered_at, program.returns.window_days);
     let placed = calendar.civil(placed_at).date();
@@ -1084,10 +942,7 @@ fn take_latest_first(portions: &mut Vec<Lot>, mut points: i64) -> Vec<Lot> {
         let amount = last.points.min(points);
         last.points -= amount;
         points -= amount;
-        taken.push(Lot {
-            points: amount,
-            expires_at: last.expires_at,
-        });
+        taken.push(Lot { points: amount, expires_at: last.expires_at });
         if last.points == 0 {
             portions.pop();
         }

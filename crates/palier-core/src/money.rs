@@ -176,10 +176,7 @@ impl Currency {
     pub fn from_code(code: &str) -> Option<Currency> {
         let (found, exponent) = ISO_4217.iter().find(|(c, _)| *c == code)?;
         let bytes = found.as_bytes();
-        Some(Currency {
-            code: [bytes[0], bytes[1], bytes[2]],
-            exponent: *exponent,
-        })
+        Some(Currency { code: [bytes[0], bytes[1], bytes[2]], exponent: *exponent })
     }
 
     pub fn code(&self) -> &str {
@@ -220,29 +217,17 @@ impl Currency {
             return Err(AmountError::Malformed);
         }
         if fraction.len() > self.exponent as usize {
-            return Err(AmountError::TooManyDigits {
-                allowed: self.exponent(),
-            });
+            return Err(AmountError::TooManyDigits { allowed: self.exponent() });
         }
         let whole_trimmed = whole.trim_start_matches('0');
         if whole_trimmed.len() > 13 {
-            return Err(if negative {
-                AmountError::Negative
-            } else {
-                AmountError::TooLarge
-            });
+            return Err(if negative { AmountError::Negative } else { AmountError::TooLarge });
         }
-        let whole_value: i64 = if whole_trimmed.is_empty() {
-            0
-        } else {
-            whole_trimmed.parse().map_err(|_| AmountError::Malformed)?
-        };
+        let whole_value: i64 =
+            if whole_trimmed.is_empty() { 0 } else { whole_trimmed.parse().map_err(|_| AmountError::Malformed)? };
         let mut fraction_value: i64 = 0;
         for position in 0..self.exponent as usize {
-            let digit = fraction
-                .as_bytes()
-                .get(position)
-                .map_or(0, |b| i64::from(b - b'0'));
+            let digit = fraction.as_bytes().get(position).map_or(0, |b| i64::from(b - b'0'));
             fraction_value = fraction_value * 10 + digit;
         }
         let minor = Minor(whole_value * self.minor_per_major() + fraction_value);
@@ -264,12 +249,7 @@ impl Currency {
             return format!("{sign}{magnitude}");
         }
         let per_major = per_major.unsigned_abs();
-        format!(
-            "{sign}{}.{:0width$}",
-            magnitude / per_major,
-            magnitude % per_major,
-            width = self.exponent as usize
-        )
+        format!("{sign}{}.{:0width$}", magnitude / per_major, magnitude % per_major, width = self.exponent as usize)
     }
 }
 
@@ -289,19 +269,7 @@ pub enum AmountError {
 }
 
 /// A count of minor units (cents, fils, kopecks). Never a float.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    serde::Serialize,
-    serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Minor(pub i64);
 
 impl Minor {
@@ -347,15 +315,8 @@ impl Rate {
         }
         let denominator = 10_i64.pow(fraction.len() as u32);
         let numerator = whole.parse::<i64>().ok()? * denominator
-            + if fraction.is_empty() {
-                0
-            } else {
-                fraction.parse::<i64>().ok()?
-            };
-        (numerator <= denominator).then_some(Rate {
-            numerator,
-            denominator,
-        })
+            + if fraction.is_empty() { 0 } else { fraction.parse::<i64>().ok()? };
+        (numerator <= denominator).then_some(Rate { numerator, denominator })
     }
 
     /// `floor(self × value)`, exact (i128 intermediate).
@@ -367,8 +328,7 @@ impl Rate {
 
     /// Is `part ≤ self × whole`? Exact.
     pub fn allows(&self, part: i64, whole: i64) -> bool {
-        i128::from(part) * i128::from(self.denominator)
-            <= i128::from(whole) * i128::from(self.numerator)
+        i128::from(part) * i128::from(self.denominator) <= i128::from(whole) * i128::from(self.numerator)
     }
 }
 
@@ -378,12 +338,7 @@ impl fmt::Display for Rate {
         if digits == 0 {
             return write!(f, "{}", self.numerator);
         }
-        write!(
-            f,
-            "{}.{:0digits$}",
-            self.numerator / self.denominator,
-            self.numerator % self.denominator
-        )
+        write!(f, "{}.{:0digits$}", self.numerator / self.denominator, self.numerator % self.denominator)
     }
 }
 
@@ -412,25 +367,12 @@ mod tests {
 
     #[test]
     fn money_rejects_bad_amounts_by_rule() {
-        assert_eq!(
-            eur().parse_amount("10.001"),
-            Err(AmountError::TooManyDigits { allowed: 2 })
-        );
+        assert_eq!(eur().parse_amount("10.001"), Err(AmountError::TooManyDigits { allowed: 2 }));
         assert_eq!(eur().parse_amount("-5.00"), Err(AmountError::Negative));
-        assert_eq!(
-            eur().parse_amount("1000000000000.01"),
-            Err(AmountError::TooLarge)
-        );
-        assert_eq!(
-            eur().parse_amount("1000000000000.00"),
-            Ok(Minor(100_000_000_000_000))
-        );
+        assert_eq!(eur().parse_amount("1000000000000.01"), Err(AmountError::TooLarge));
+        assert_eq!(eur().parse_amount("1000000000000.00"), Ok(Minor(100_000_000_000_000)));
         for bad in ["", ".5", "5.", "1e3", "+5", "5,00", " 5", "0x10"] {
-            assert_eq!(
-                eur().parse_amount(bad),
-                Err(AmountError::Malformed),
-                "{bad:?}"
-            );
+            assert_eq!(eur().parse_amount(bad), Err(AmountError::Malformed), "{bad:?}");
         }
         assert_eq!(eur().parse_amount("-0.00"), Ok(Minor(0)));
     }

@@ -55,11 +55,7 @@ pub enum Qualification {
     /// Applied value of orders placed in the last `window_months`; matured value is
     /// applied on the first day of each month at 00:00 (`monthly`) or when it
     /// matures; a tier lasts `term_months` and is reviewed when it expires.
-    Rolling {
-        window_months: i64,
-        term_months: i64,
-        monthly_application: bool,
-    },
+    Rolling { window_months: i64, term_months: i64, monthly_application: bool },
     /// Matured value of orders placed in the calendar year; upgrades at any time;
     /// tiers reassessed every January with one year's protection.
     CalendarYear,
@@ -151,11 +147,7 @@ impl std::error::Error for ProgramError {}
 
 fn line_of(text: &str, span: &Range<usize>) -> usize {
     let end = span.start.min(text.len());
-    text.as_bytes()[..end]
-        .iter()
-        .filter(|b| **b == b'\n')
-        .count()
-        + 1
+    text.as_bytes()[..end].iter().filter(|b| **b == b'\n').count() + 1
 }
 
 // ---- the file as written -------------------------------------------------------
@@ -243,32 +235,20 @@ struct Validator<'a> {
 
 impl Validator<'_> {
     fn error<T>(&self, span: &Range<usize>, message: impl Into<String>) -> Result<T, ProgramError> {
-        Err(ProgramError {
-            file: self.file.to_string(),
-            line: Some(line_of(self.text, span)),
-            message: message.into(),
-        })
+        Err(ProgramError { file: self.file.to_string(), line: Some(line_of(self.text, span)), message: message.into() })
     }
 
     fn program(&self, raw: ProgramFile) -> Result<Program, ProgramError> {
         let id = raw.id.get_ref();
         let id_ok = !id.is_empty()
             && id.len() <= 64
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if !id_ok {
-            return self.error(
-                &raw.id.span(),
-                format!("id: {id:?} must be 1–64 characters of a-z, 0-9 and '-'"),
-            );
+            return self.error(&raw.id.span(), format!("id: {id:?} must be 1–64 characters of a-z, 0-9 and '-'"));
         }
         let zone = raw.time_zone.get_ref();
         let Some(calendar) = Calendar::new(zone) else {
-            return self.error(
-                &raw.time_zone.span(),
-                format!("time_zone: {zone:?} is not an IANA time zone"),
-            );
+            return self.error(&raw.time_zone.span(), format!("time_zone: {zone:?} is not an IANA time zone"));
         };
 
         let (country_currency, currencies) = self.currencies(&raw.currencies)?;
@@ -278,10 +258,7 @@ impl Validator<'_> {
             if country_currency.contains_key(country.get_ref()) {
                 return self.error(
                     &country.span(),
-                    format!(
-                        "excluded_countries: {} is also listed under a currency",
-                        country.get_ref()
-                    ),
+                    format!("excluded_countries: {} is also listed under a currency", country.get_ref()),
                 );
             }
             excluded_countries.insert(country.get_ref().clone());
@@ -290,12 +267,7 @@ impl Validator<'_> {
         let returns = self.returns(&raw.returns)?;
         let (qualification, joining_name) = self.qualification(&raw.qualification)?;
         let points = raw.points.as_ref().map(|p| self.points(p)).transpose()?;
-        let tiers = self.tiers(
-            &raw.tiers,
-            &currencies,
-            joining_name.as_ref(),
-            points.is_some(),
-        )?;
+        let tiers = self.tiers(&raw.tiers, &currencies, joining_name.as_ref(), points.is_some())?;
         let joining_tier = match &joining_name {
             Some(name) => Some(0).filter(|_| tiers[0].id == *name.get_ref()),
             None => None,
@@ -317,10 +289,7 @@ impl Validator<'_> {
                     format!("codes.code: {text:?} is empty, longer than 64 or listed twice"),
                 );
             }
-            codes.push(Code {
-                code: text.clone(),
-                earns_points: code.earns_points,
-            });
+            codes.push(Code { code: text.clone(), earns_points: code.earns_points });
         }
 
         Ok(Program {
@@ -344,20 +313,14 @@ impl Validator<'_> {
         if code.len() == 2 && code.bytes().all(|b| b.is_ascii_uppercase()) {
             Ok(())
         } else {
-            self.error(
-                &country.span(),
-                format!("{code:?} is not an ISO 3166-1 alpha-2 country code"),
-            )
+            self.error(&country.span(), format!("{code:?} is not an ISO 3166-1 alpha-2 country code"))
         }
     }
 
     fn currency(&self, code: &Spanned<String>) -> Result<Currency, ProgramError> {
         match Currency::from_code(code.get_ref()) {
             Some(currency) => Ok(currency),
-            None => self.error(
-                &code.span(),
-                format!("{:?} is not an ISO 4217 currency code", code.get_ref()),
-            ),
+            None => self.error(&code.span(), format!("{:?} is not an ISO 4217 currency code", code.get_ref())),
         }
     }
 
@@ -376,10 +339,7 @@ impl Validator<'_> {
                 if let Some(other) = by_country.insert(country.get_ref().clone(), currency) {
                     return self.error(
                         &country.span(),
-                        format!(
-                            "currencies.{currency}: {} is already listed under {other}",
-                            country.get_ref()
-                        ),
+                        format!("currencies.{currency}: {} is already listed under {other}", country.get_ref()),
                     );
                 }
             }
@@ -399,34 +359,23 @@ impl Validator<'_> {
             let (month, day) = (m.parse::<i8>().ok()?, d.parse::<i8>().ok()?);
             (m.len() == 2 && d.len() == 2).then_some(())?;
             // 2000 is a leap year: Feb 29 is a valid month-day.
-            jiff::civil::Date::new(2000, month, day)
-                .ok()
-                .map(|_| (month, day))
+            jiff::civil::Date::new(2000, month, day).ok().map(|_| (month, day))
         });
         match parsed {
             Some(month_day) => Ok(month_day),
-            None => self.error(
-                &value.span(),
-                format!(
-                    "{field}: {:?} is not a month-day \"MM-DD\"",
-                    value.get_ref()
-                ),
-            ),
+            None => self.error(&value.span(), format!("{field}: {:?} is not a month-day \"MM-DD\"", value.get_ref())),
         }
     }
 
     fn returns(&self, raw: &ReturnsFile) -> Result<Returns, ProgramError> {
         let days = *raw.window_days.get_ref();
         if !(0..=366).contains(&days) {
-            return self.error(
-                &raw.window_days.span(),
-                format!("returns.window_days: {days} is not between 0 and 366"),
-            );
+            return self
+                .error(&raw.window_days.span(), format!("returns.window_days: {days} is not between 0 and 366"));
         }
         let mut extended = Vec::new();
         for window in &raw.extended {
-            let placed_from =
-                self.month_day("returns.extended.placed_from", &window.placed_from)?;
+            let placed_from = self.month_day("returns.extended.placed_from", &window.placed_from)?;
             let placed_to = self.month_day("returns.extended.placed_to", &window.placed_to)?;
             let closes = self.month_day("returns.extended.closes", &window.closes)?;
             if placed_to < placed_from {
@@ -435,16 +384,9 @@ impl Validator<'_> {
                     "returns.extended.placed_to: must not be before placed_from (same year)",
                 );
             }
-            extended.push(ExtendedWindow {
-                placed_from,
-                placed_to,
-                closes,
-            });
+            extended.push(ExtendedWindow { placed_from, placed_to, closes });
         }
-        Ok(Returns {
-            window_days: days,
-            extended,
-        })
+        Ok(Returns { window_days: days, extended })
     }
 
     fn positive_months(
@@ -455,76 +397,42 @@ impl Validator<'_> {
     ) -> Result<i64, ProgramError> {
         match value {
             Some(v) if (1..=120).contains(v.get_ref()) => Ok(*v.get_ref()),
-            Some(v) => self.error(
-                &v.span(),
-                format!("{field}: {} is not between 1 and 120", v.get_ref()),
-            ),
+            Some(v) => self.error(&v.span(), format!("{field}: {} is not between 1 and 120", v.get_ref())),
             None => self.error(span, format!("{field}: missing (needed by this mode)")),
         }
     }
 
-    fn qualification(
-        &self,
-        raw: &QualificationFile,
-    ) -> Result<(Qualification, Option<Spanned<String>>), ProgramError> {
+    fn qualification(&self, raw: &QualificationFile) -> Result<(Qualification, Option<Spanned<String>>), ProgramError> {
         let mode_span = raw.mode.span();
         let qualification = match raw.mode.get_ref().as_str() {
             "rolling" => {
-                let window_months = self.positive_months(
-                    "qualification.window_months",
-                    &raw.window_months,
-                    &mode_span,
-                )?;
-                let term_months = self.positive_months(
-                    "qualification.term_months",
-                    &raw.term_months,
-                    &mode_span,
-                )?;
-                let monthly_application = match raw
-                    .application
-                    .as_ref()
-                    .map(|a| a.get_ref().as_str())
-                {
+                let window_months =
+                    self.positive_months("qualification.window_months", &raw.window_months, &mode_span)?;
+                let term_months = self.positive_months("qualification.term_months", &raw.term_months, &mode_span)?;
+                let monthly_application = match raw.application.as_ref().map(|a| a.get_ref().as_str()) {
                     Some("monthly") => true,
                     Some("at_maturity") | None => false,
                     Some(other) => {
-                        let span = raw
-                            .application
-                            .as_ref()
-                            .map_or(mode_span.clone(), |a| a.span());
+                        let span = raw.application.as_ref().map_or(mode_span.clone(), |a| a.span());
                         return self.error(
                             &span,
                             format!("qualification.application: {other:?} is not \"monthly\" or \"at_maturity\""),
                         );
                     }
                 };
-                Qualification::Rolling {
-                    window_months,
-                    term_months,
-                    monthly_application,
-                }
+                Qualification::Rolling { window_months, term_months, monthly_application }
             }
             "calendar_year" | "lifetime" => {
                 for (field, present) in [
-                    (
-                        "window_months",
-                        raw.window_months.as_ref().map(|v| v.span()),
-                    ),
+                    ("window_months", raw.window_months.as_ref().map(|v| v.span())),
                     ("term_months", raw.term_months.as_ref().map(|v| v.span())),
                     ("application", raw.application.as_ref().map(|v| v.span())),
                 ] {
                     if let Some(span) = present {
-                        return self.error(
-                            &span,
-                            format!("qualification.{field}: only used by mode \"rolling\""),
-                        );
+                        return self.error(&span, format!("qualification.{field}: only used by mode \"rolling\""));
                     }
                 }
-                if raw.mode.get_ref() == "lifetime" {
-                    Qualification::Lifetime
-                } else {
-                    Qualification::CalendarYear
-                }
+                if raw.mode.get_ref() == "lifetime" { Qualification::Lifetime } else { Qualification::CalendarYear }
             }
             other => {
                 return self.error(
@@ -539,34 +447,22 @@ impl Validator<'_> {
     fn points(&self, raw: &PointsFile) -> Result<PointsRules, ProgramError> {
         let expiry = *raw.expiry_months.get_ref();
         if !(1..=120).contains(&expiry) {
-            return self.error(
-                &raw.expiry_months.span(),
-                format!("points.expiry_months: {expiry} is not between 1 and 120"),
-            );
+            return self
+                .error(&raw.expiry_months.span(), format!("points.expiry_months: {expiry} is not between 1 and 120"));
         }
         let Some(share) = Rate::parse(raw.max_payment_share.get_ref()) else {
             return self.error(
                 &raw.max_payment_share.span(),
-                format!(
-                    "points.max_payment_share: {:?} is not a decimal from 0 to 1",
-                    raw.max_payment_share.get_ref()
-                ),
+                format!("points.max_payment_share: {:?} is not a decimal from 0 to 1", raw.max_payment_share.get_ref()),
             );
         };
         let bonus = raw.birthday_bonus.as_ref().map_or(0, |b| *b.get_ref());
         if let Some(b) = &raw.birthday_bonus
             && !(0..=1_000_000_000).contains(b.get_ref())
         {
-            return self.error(
-                &b.span(),
-                format!("points.birthday_bonus: {bonus} is out of range"),
-            );
+            return self.error(&b.span(), format!("points.birthday_bonus: {bonus} is out of range"));
         }
-        Ok(PointsRules {
-            expiry_months: expiry,
-            max_payment_share: share,
-            birthday_bonus: bonus,
-        })
+        Ok(PointsRules { expiry_months: expiry, max_payment_share: share, birthday_bonus: bonus })
     }
 
     fn tiers(
@@ -600,9 +496,7 @@ impl Validator<'_> {
             let id = tier.id.get_ref();
             let id_ok = !id.is_empty()
                 && id.len() <= 64
-                && id
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+                && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
             if !id_ok || tiers.iter().any(|t| &t.id == id) {
                 return self.error(
                     &tier.id.span(),
@@ -633,10 +527,8 @@ impl Validator<'_> {
                     }
                 };
                 if is_joining && value != Minor::ZERO {
-                    return self.error(
-                        &amount.span(),
-                        format!("tiers.{id}.threshold: the joining tier starts at zero"),
-                    );
+                    return self
+                        .error(&amount.span(), format!("tiers.{id}.threshold: the joining tier starts at zero"));
                 }
                 if let Some(previous) = tiers.last()
                     && let Some(below) = previous.thresholds.get(&currency)
@@ -658,10 +550,7 @@ impl Validator<'_> {
                 if is_joining {
                     thresholds.insert(*currency, Minor::ZERO);
                 } else if !thresholds.contains_key(currency) {
-                    return self.error(
-                        &tier.id.span(),
-                        format!("tiers.{id}.threshold: no threshold for {currency}"),
-                    );
+                    return self.error(&tier.id.span(), format!("tiers.{id}.threshold: no threshold for {currency}"));
                 }
             }
             let rate = match (&tier.rate, has_points) {
@@ -670,24 +559,15 @@ impl Validator<'_> {
                     None => {
                         return self.error(
                             &rate.span(),
-                            format!(
-                                "tiers.{id}.rate: {:?} is not a decimal from 0 to 1",
-                                rate.get_ref()
-                            ),
+                            format!("tiers.{id}.rate: {:?} is not a decimal from 0 to 1", rate.get_ref()),
                         );
                     }
                 },
                 (Some(rate), false) => {
-                    return self.error(
-                        &rate.span(),
-                        format!("tiers.{id}.rate: the program has no [points]"),
-                    );
+                    return self.error(&rate.span(), format!("tiers.{id}.rate: the program has no [points]"));
                 }
                 (None, true) => {
-                    return self.error(
-                        &tier.id.span(),
-                        format!("tiers.{id}.rate: missing (the program has points)"),
-                    );
+                    return self.error(&tier.id.span(), format!("tiers.{id}.rate: missing (the program has points)"));
                 }
                 (None, false) => None,
             };

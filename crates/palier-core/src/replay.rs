@@ -43,12 +43,13 @@ pub struct Replay<'a> {
 struct ParsedLine<'a> {
     number: usize,
     text: &'a str,
-    event: Result<Event, Rejection>,
+    /// The event and the index of its program.
+    event: Result<(usize, Event), Rejection>,
 }
 
 impl<'a> Replay<'a> {
     /// Parses every non-blank line of a JSON Lines input on its own.
-    pub fn parse(program: &Program, input: &'a [u8]) -> Replay<'a> {
+    pub fn parse(programs: &[Program], input: &'a [u8]) -> Replay<'a> {
         let lines = input
             .split(|b| *b == b'\n')
             .enumerate()
@@ -56,18 +57,11 @@ impl<'a> Replay<'a> {
             .map(|(index, bytes)| {
                 let number = index + 1;
                 match std::str::from_utf8(bytes) {
-                    Ok(text) => ParsedLine {
-                        number,
-                        text,
-                        event: parse_line(program, text),
-                    },
+                    Ok(text) => ParsedLine { number, text, event: parse_line(programs, text) },
                     Err(_) => ParsedLine {
                         number,
                         text: "",
-                        event: Err(Rejection::new(
-                            RejectCode::InvalidJson,
-                            "the line is not UTF-8",
-                        )),
+                        event: Err(Rejection::new(RejectCode::InvalidJson, "the line is not UTF-8")),
                     },
                 }
             })
@@ -77,16 +71,12 @@ impl<'a> Replay<'a> {
 
     /// The latest `at` of the readable events: the default `--as-of`.
     pub fn latest(&self) -> Option<Timestamp> {
-        self.lines
-            .iter()
-            .filter_map(|l| l.event.as_ref().ok())
-            .map(|e| e.at)
-            .max()
+        self.lines.iter().filter_map(|l| l.event.as_ref().ok()).map(|(_, e)| e.at).max()
     }
 
     /// Applies, in order of `at` (ties in line order), the events at or before
     /// `as_of`, then every time rule due at or before it.
-    pub fn run(&self, program: &Program, as_of: Option<Timestamp>) -> ReplayOutput {
+    pub fn run(&self, programs: &[Program], as_of: Option<Timestamp>) -> ReplayOutput {
         let mut rejections: Vec<RejectedLine> = Vec::new();
         for line in &self.lines {
             if let Err(rejection) = &line.event {
@@ -98,18 +88,14 @@ impl<'a> Replay<'a> {
             }
         }
         let Some(as_of) = as_of.or_else(|| self.latest()) else {
-            return ReplayOutput {
-                as_of: None,
-                documents: Vec::new(),
-                rejections,
-            };
+            return ReplayOutput { as_of: None, documents: Vec::new(), rejections };
         };
 
         // Duplicate ids, judged in arrival order (decisions D7).
         let mut first_by_id: FxHashMap<&str, usize> = FxHashMap::default();
         let mut due: Vec<(Timestamp, usize)> = Vec::new();
         for (position, line) in self.lines.iter().enumerate() {
-            let Ok(event) = &line.event else { continue };
+            let Ok((_, event)) = &line.event else { continue };
             if event.at > as_of {
                 continue;
             }
@@ -134,44 +120,45 @@ impl<'a> Replay<'a> {
         }
         due.sort_unstable();
 
-        let mut engine = Engine::new(program);
+        let mut engines: Vec<Engine<'_>> = programs.iter().map(Engine::new).collect();
         for (_, position) in due {
             let line = &self.lines[position];
-            let Ok(event) = &line.event else { continue };
-            if let Err(rejection) = engine.apply(event) {
-                rejections.push(RejectedLine {
-                    line: line.number,
-                    event_id: Some(event.id.clone()),
-                    rejection,
-                });
+            let Ok((program, event)) = &line.event else { continue };
+            if let Err(rejection) = engines[*program].apply(event) {
+                rejections.push(RejectedLine { line: line.number, event_id: Some(event.id.clone()), rejection });
             }
         }
-        engine.advance_all(as_of);
-        rejections.sort_by_key(|r| r.line);
-        ReplayOutput {
-            as_of: Some(as_of),
-            documents: engine.documents(as_of),
-            rejections,
+        let mut documents = Vec::new();
+        for engine in &mut engines {
+            engine.advance_all(as_of);
+            documents.extend(engine.documents(as_of));
         }
+        if engines.len() > 1 {
+            documents.sort_by(|a, b| (&a.member, &a.program).cmp(&(&b.member, &b.program)));
+        }
+        rejections.sort_by_key(|r| r.line);
+        ReplayOutput { as_of: Some(as_of), documents, rejections }
     }
 }
 
 /// Parses one line and checks what needs no state: the event itself and the
-/// program it names.
-fn parse_line(program: &Program, text: &str) -> Result<Event, Rejection> {
+/// program it names (which may be left out when only one program is loaded).
+fn parse_line(programs: &[Program], text: &str) -> Result<(usize, Event), Rejection> {
     let event = parse_event(text)?;
-    if let Some(named) = &event.program
-        && named != &program.id
-    {
-        return Err(Rejection::new(
-            RejectCode::UnknownProgram,
-            format!(
-                "program: {named:?} is not the program loaded ({:?})",
-                program.id
-            ),
-        ));
-    }
-    Ok(event)
+    let index = match &event.program {
+        Some(named) => programs.iter().position(|p| &p.id == named).ok_or_else(|| {
+            let loaded: Vec<&str> = programs.iter().map(|p| p.id.as_str()).collect();
+            Rejection::new(
+                RejectCode::UnknownProgram,
+                format!("program: {named:?} is not a program loaded ({})", loaded.join(", ")),
+            )
+        })?,
+        None if programs.len() == 1 => 0,
+        None => {
+            return Err(Rejection::new(RejectCode::MissingField, "program: required when several programs are loaded"));
+        }
+    };
+    Ok((index, event))
 }
 
 /// Two event bodies are the same when they are equal JSON values (key order and
@@ -187,8 +174,8 @@ fn same_body(first: &str, second: &str) -> bool {
     }
 }
 
-/// Replays `input` (JSON Lines) against `program` up to `as_of` (default: the latest
-/// event's `at`).
-pub fn replay(program: &Program, input: &[u8], as_of: Option<Timestamp>) -> ReplayOutput {
-    Replay::parse(program, input).run(program, as_of)
+/// Replays `input` (JSON Lines) against `programs` up to `as_of` (default: the
+/// latest event's `at`).
+pub fn replay(programs: &[Program], input: &[u8], as_of: Option<Timestamp>) -> ReplayOutput {
+    Replay::parse(programs, input).run(programs, as_of)
 }

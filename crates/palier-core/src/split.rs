@@ -11,16 +11,10 @@ pub fn split_pro_rata(total: i64, weights: &[i64]) -> Vec<i64> {
     let mut shares: Vec<i64> = if sum == 0 {
         vec![0; weights.len()]
     } else {
-        weights
-            .iter()
-            .map(|w| (i128::from(total) * i128::from(*w)).div_euclid(sum) as i64)
-            .collect()
+        weights.iter().map(|w| (i128::from(total) * i128::from(*w)).div_euclid(sum) as i64).collect()
     };
     let given: i64 = shares.iter().sum();
-    let largest = weights.iter().enumerate().fold(
-        0,
-        |best, (index, w)| if *w > weights[best] { index } else { best },
-    );
+    let largest = weights.iter().enumerate().fold(0, |best, (index, w)| if *w > weights[best] { index } else { best });
     shares[largest] += total - given;
     shares
 }
@@ -29,13 +23,7 @@ pub fn split_pro_rata(total: i64, weights: &[i64]) -> Vec<i64> {
 /// `value`, given what earlier removals took (`removed_units`, `removed_value`):
 /// `floor(value × quantity / bought)`, except the removal that brings the removed
 /// units to `bought`, which takes whatever is left (programs.md §7.4).
-pub fn partial_share(
-    value: i64,
-    bought: u32,
-    removed_units: u32,
-    removed_value: i64,
-    quantity: u32,
-) -> i64 {
+pub fn partial_share(value: i64, bought: u32, removed_units: u32, removed_value: i64, quantity: u32) -> i64 {
     if removed_units + quantity >= bought {
         return value - removed_value;
     }

@@ -9,11 +9,7 @@ use jiff::Timestamp;
 use palier_core::{Program, replay::Replay};
 
 #[derive(Parser)]
-#[command(
-    name = "palier",
-    version,
-    about = "A loyalty engine: program files and events in, member state out"
-)]
+#[command(name = "palier", version, about = "A loyalty engine: program files and events in, member state out")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -23,9 +19,10 @@ struct Cli {
 enum Command {
     /// Replays events and prints every member's document at an instant.
     Replay {
-        /// The program file (TOML).
-        #[arg(long)]
-        program: PathBuf,
+        /// The program file (TOML); repeat it to load several programs (events then
+        /// name theirs in `program`).
+        #[arg(long, required = true)]
+        program: Vec<PathBuf>,
         /// The events, JSON Lines; `-` reads standard input.
         #[arg(long)]
         events: String,
@@ -49,19 +46,11 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) => {
             let _ = error.print();
-            return if error.use_stderr() {
-                ExitCode::from(EXIT_UNUSABLE)
-            } else {
-                ExitCode::SUCCESS
-            };
+            return if error.use_stderr() { ExitCode::from(EXIT_UNUSABLE) } else { ExitCode::SUCCESS };
         }
     };
     let result = match cli.command {
-        Command::Replay {
-            program,
-            events,
-            as_of,
-        } => run_replay(&program, &events, as_of.as_deref()),
+        Command::Replay { program, events, as_of } => run_replay(&program, &events, as_of.as_deref()),
         Command::Check { program } => run_check(&program),
     };
     match result {
@@ -74,57 +63,54 @@ fn main() -> ExitCode {
 }
 
 fn load_program(path: &PathBuf) -> Result<Program, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("{}: cannot read the program file: {e}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read the program file: {e}", path.display()))?;
     Program::parse(&path.display().to_string(), &text).map_err(|e| e.to_string())
 }
 
 fn parse_instant(text: &str) -> Result<Timestamp, String> {
-    text.parse::<Timestamp>()
-        .map_err(|e| format!("--as-of: {text:?} is not an RFC 3339 instant with an offset ({e})"))
+    text.parse::<Timestamp>().map_err(|e| format!("--as-of: {text:?} is not an RFC 3339 instant with an offset ({e})"))
 }
 
-fn run_replay(
-    program_path: &PathBuf,
-    events: &str,
-    as_of: Option<&str>,
-) -> Result<ExitCode, String> {
-    let program = load_program(program_path)?;
+fn run_replay(program_paths: &[PathBuf], events: &str, as_of: Option<&str>) -> Result<ExitCode, String> {
+    let programs = program_paths.iter().map(load_program).collect::<Result<Vec<_>, _>>()?;
+    for (index, program) in programs.iter().enumerate() {
+        if programs[..index].iter().any(|p| p.id == program.id) {
+            return Err(format!("--program: program {:?} is loaded twice", program.id));
+        }
+    }
     let as_of = as_of.map(parse_instant).transpose()?;
     let mut input = Vec::new();
     if events == "-" {
-        io::stdin()
-            .lock()
-            .read_to_end(&mut input)
-            .map_err(|e| format!("--events: cannot read standard input: {e}"))?;
+        io::stdin().lock().read_to_end(&mut input).map_err(|e| format!("--events: cannot read standard input: {e}"))?;
     } else {
-        input =
-            std::fs::read(events).map_err(|e| format!("--events: cannot read {events}: {e}"))?;
+        input = std::fs::read(events).map_err(|e| format!("--events: cannot read {events}: {e}"))?;
     }
-    let output = Replay::parse(&program, &input).run(&program, as_of);
+    let timings = std::env::var_os("PALIER_TIMINGS").is_some();
+    let started = std::time::Instant::now();
+    let parsed = Replay::parse(&programs, &input);
+    let parsed_at = started.elapsed();
+    let output = parsed.run(&programs, as_of);
+    if timings {
+        eprintln!("timings: parse {:?}, run {:?}", parsed_at, started.elapsed() - parsed_at);
+    }
+    drop(parsed);
     drop(input);
 
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
     for document in &output.documents {
-        serde_json::to_writer(&mut out, document)
-            .map_err(|e| format!("cannot write the output: {e}"))?;
-        out.write_all(b"\n")
-            .map_err(|e| format!("cannot write the output: {e}"))?;
+        serde_json::to_writer(&mut out, document).map_err(|e| format!("cannot write the output: {e}"))?;
+        out.write_all(b"\n").map_err(|e| format!("cannot write the output: {e}"))?;
     }
-    out.flush()
-        .map_err(|e| format!("cannot write the output: {e}"))?;
+    out.flush().map_err(|e| format!("cannot write the output: {e}"))?;
     let stderr = io::stderr();
     let mut err = io::BufWriter::new(stderr.lock());
     for rejected in &output.rejections {
         let _ = writeln!(err, "{rejected}");
     }
     let _ = err.flush();
-    Ok(if output.rejections.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_REJECTED)
-    })
+    Ok(if output.rejections.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_REJECTED) })
 }
 
 fn run_check(program_path: &PathBuf) -> Result<ExitCode, String> {
