@@ -8,28 +8,44 @@
 
 use jiff::civil::{Date, DateTime};
 use jiff::tz::TimeZone;
-use jiff::{Span, Timestamp, ZonedDateTime};
+use jiff::{SignedDuration, Timestamp};
+
+/// First and last civil years whose month starts are precomputed; events are
+/// limited to 1970–2999, and rules look a few years beyond.
+const FIRST_YEAR: i16 = 1969;
+const LAST_YEAR: i16 = 3010;
 
 /// A program's zone, with the civil-time operations the rules need.
+///
+/// The instant of every first of a month at 00:00 is computed once, when the program
+/// is loaded: "which year", "next first of a month" and "Jan 1" are then binary
+/// searches, not time-zone conversions, on the engine's hot path.
 #[derive(Clone, Debug)]
 pub struct Calendar {
     zone: TimeZone,
     name: String,
+    /// `month_starts[i]`: 00:00 on the first day of month `i` counted from January
+    /// of `FIRST_YEAR`.
+    month_starts: Vec<Timestamp>,
 }
 
 impl Calendar {
     /// Looks an IANA zone up in the bundled database.
     pub fn new(name: &str) -> Option<Calendar> {
         let zone = jiff::tz::db().get(name).ok()?;
-        Some(Calendar { zone, name: name.to_string() })
+        let mut calendar = Calendar { zone, name: name.to_string(), month_starts: Vec::new() };
+        let mut starts = Vec::with_capacity(12 * (LAST_YEAR - FIRST_YEAR + 1) as usize);
+        for year in FIRST_YEAR..=LAST_YEAR {
+            for month in 1..=12 {
+                starts.push(calendar.start_of_day(Date::new(year, month, 1).ok()?));
+            }
+        }
+        calendar.month_starts = starts;
+        Some(calendar)
     }
 
     pub fn zone_name(&self) -> &str {
         &self.name
-    }
-
-    fn zoned(&self, at: Timestamp) -> ZonedDateTime {
-        at.to_zoned_datetime(self.zone.clone())
     }
 
     /// The civil date-time of an instant in the program's zone.
@@ -39,8 +55,8 @@ impl Calendar {
 
     /// The instant of a civil date-time ("compatible" disambiguation).
     pub fn instant(&self, civil: DateTime) -> Timestamp {
-        // `to_ambiguous_zoned(..).compatible()` only fails beyond jiff's supported
-        // range (years -9999..=9999), which event validation rules out.
+        // `compatible()` only fails beyond jiff's supported range (years
+        // -9999..=9999), which event validation rules out.
         self.zone.to_ambiguous_timestamp(civil).compatible().unwrap_or(Timestamp::MAX)
     }
 
@@ -51,33 +67,51 @@ impl Calendar {
 
     /// `n` calendar days later, same wall-clock time.
     pub fn add_days(&self, at: Timestamp, days: i64) -> Timestamp {
-        self.zoned(at).checked_add(Span::new().days(days)).map_or(Timestamp::MAX, |z| z.timestamp())
+        // Civil date-times have no DST: a civil day is always 24 hours.
+        let civil = self.civil(at);
+        match civil.checked_add(SignedDuration::from_hours(24 * days)) {
+            Ok(later) => self.instant(later),
+            Err(_) => Timestamp::MAX,
+        }
     }
 
     /// `n` months later (or earlier, negative), same wall-clock time, day clamped to
     /// the month's end (Jan 31 + 1 month = Feb 28/29).
     pub fn add_months(&self, at: Timestamp, months: i64) -> Timestamp {
-        self.zoned(at).checked_add(Span::new().months(months)).map_or(Timestamp::MAX, |z| z.timestamp())
+        let civil = self.civil(at);
+        let index = i64::from(civil.year()) * 12 + i64::from(civil.month() - 1) + months;
+        let (year, month) = (index.div_euclid(12), index.rem_euclid(12) + 1);
+        let Ok(year) = i16::try_from(year) else { return Timestamp::MAX };
+        match Calendar::clamped_date(year, month as i8, civil.day()) {
+            Some(date) => self.instant(date.to_datetime(civil.time())),
+            None => Timestamp::MAX,
+        }
+    }
+
+    /// Index in `month_starts` of the month containing `at`.
+    fn month_index(&self, at: Timestamp) -> usize {
+        self.month_starts.partition_point(|start| *start <= at).saturating_sub(1)
     }
 
     /// The first instant at or after `at` that is a first day of a month, 00:00.
     pub fn month_start_at_or_after(&self, at: Timestamp) -> Timestamp {
-        let date = self.civil(at).date();
-        let this_month = self.start_of_day(date.first_of_month());
-        if this_month == at {
-            return at;
-        }
-        let next = date.first_of_month().checked_add(Span::new().months(1));
-        next.map_or(Timestamp::MAX, |d| self.start_of_day(d))
+        let index = self.month_starts.partition_point(|start| *start < at);
+        self.month_starts.get(index).copied().unwrap_or(Timestamp::MAX)
     }
 
     /// The civil year of an instant.
     pub fn year(&self, at: Timestamp) -> i16 {
-        self.civil(at).year()
+        if at < self.month_starts[0] || at >= Timestamp::MAX {
+            return self.civil(at).year();
+        }
+        FIRST_YEAR + (self.month_index(at) / 12) as i16
     }
 
     /// Jan 1 00:00 of `year`.
     pub fn start_of_year(&self, year: i16) -> Timestamp {
+        if (FIRST_YEAR..=LAST_YEAR).contains(&year) {
+            return self.month_starts[12 * (year - FIRST_YEAR) as usize];
+        }
         Date::new(year, 1, 1).map_or(Timestamp::MAX, |d| self.start_of_day(d))
     }
 
@@ -85,8 +119,7 @@ impl Calendar {
     /// (Feb 29 → Feb 28 in a common year).
     pub fn clamped_date(year: i16, month: i8, day: i8) -> Option<Date> {
         let first = Date::new(year, month, 1).ok()?;
-        let last = first.last_of_month().day();
-        Date::new(year, month, day.min(last)).ok()
+        Date::new(year, month, day.min(first.days_in_month())).ok()
     }
 }
 

@@ -76,7 +76,7 @@ impl Member {
         });
         if no_value {
             return MemberDocument {
-                member: self.id.clone(),
+                member: self.id.to_string(),
                 program: program.id.clone(),
                 status,
                 reason,
@@ -101,7 +101,7 @@ impl Member {
             _ => None,
         };
         MemberDocument {
-            member: self.id.clone(),
+            member: self.id.to_string(),
             program: program.id.clone(),
             status,
             reason,

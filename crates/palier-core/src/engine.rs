@@ -4,7 +4,7 @@ use jiff::Timestamp;
 use rustc_hash::FxHashMap;
 
 use crate::document::MemberDocument;
-use crate::event::{Event, EventBody, RejectCode, Rejection};
+use crate::event::{Event, EventBody, Id, RejectCode, Rejection};
 use crate::member::Member;
 use crate::program::Program;
 
@@ -13,9 +13,9 @@ use crate::program::Program;
 pub struct Engine<'p> {
     program: &'p Program,
     members: Vec<Member>,
-    by_member: FxHashMap<String, usize>,
+    by_member: FxHashMap<Id, usize>,
     /// order id → (member index, order index within the member)
-    by_order: FxHashMap<String, (usize, usize)>,
+    by_order: FxHashMap<Id, (usize, usize)>,
 }
 
 impl<'p> Engine<'p> {

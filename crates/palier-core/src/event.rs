@@ -14,6 +14,9 @@ use serde::Deserialize;
 
 use crate::money::{AmountError, Currency, Minor};
 
+/// Ids and short texts: inline up to 24 bytes, no allocation for typical ids.
+pub type Id = compact_str::CompactString;
+
 /// Longest id (event, member, order, line, sku…) accepted, in characters.
 pub const MAX_ID_CHARS: usize = 128;
 /// Most lines in one order.
@@ -22,6 +25,10 @@ pub const MAX_LINES: usize = 500;
 pub const MAX_PAYMENTS: usize = 16;
 /// Most codes or badges in one list.
 pub const MAX_CODES: usize = 16;
+/// Instants are accepted from 1970-01-01T00:00:00Z up to, not including,
+/// 3000-01-01T00:00:00Z (Unix seconds).
+const EARLIEST_INSTANT: i64 = 0;
+const LATEST_INSTANT: i64 = 32_503_680_000;
 /// Most units of one line.
 pub const MAX_QUANTITY: i64 = 1_000_000;
 
@@ -96,21 +103,21 @@ reject_codes! {
 /// A validated event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
-    pub id: String,
+    pub id: Id,
     pub at: Timestamp,
-    pub program: Option<String>,
+    pub program: Option<Id>,
     pub body: EventBody,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EventBody {
     MemberRegistered(Registration),
-    MemberUpdated { member: String, country: Option<String>, birth_date: Option<Date> },
-    MemberStatus { member: String, change: StatusChange },
+    MemberUpdated { member: Id, country: Option<Id>, birth_date: Option<Date> },
+    MemberStatus { member: Id, change: StatusChange },
     OrderPlaced(Box<Order>),
-    OrderDelivered { order: String },
-    OrderReturned { order: String, lines: Vec<LineQuantity> },
-    OrderCancelled { order: String, lines: Option<Vec<LineQuantity>> },
+    OrderDelivered { order: Id },
+    OrderReturned { order: Id, lines: Vec<LineQuantity> },
+    OrderCancelled { order: Id, lines: Option<Vec<LineQuantity>> },
 }
 
 impl EventBody {
@@ -139,8 +146,8 @@ impl EventBody {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Registration {
-    pub member: String,
-    pub country: String,
+    pub member: Id,
+    pub country: Id,
     pub birth_date: Option<Date>,
     pub staff: bool,
     pub guardian_consent: bool,
@@ -163,29 +170,29 @@ pub enum Channel {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Order {
-    pub member: String,
-    pub order: String,
+    pub member: Id,
+    pub order: Id,
     pub currency: Currency,
     pub channel: Channel,
     pub lines: Vec<OrderLine>,
     pub delivery: Minor,
     pub duties: Minor,
     pub payments: Vec<Payment>,
-    pub codes: Vec<String>,
+    pub codes: Vec<Id>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OrderLine {
-    pub line: String,
-    pub sku: String,
-    pub brand: String,
-    pub category: String,
+    pub line: Id,
+    pub sku: Id,
+    pub brand: Id,
+    pub category: Id,
     pub quantity: u32,
     pub price: Minor,
     pub discount: Minor,
     pub tax: Minor,
     pub on_sale: bool,
-    pub badges: Vec<String>,
+    pub badges: Vec<Id>,
 }
 
 impl OrderLine {
@@ -240,7 +247,7 @@ pub struct Payment {
 /// remaining unit (decisions D3).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LineQuantity {
-    pub line: String,
+    pub line: Id,
     pub quantity: Option<u32>,
 }
 
@@ -381,33 +388,58 @@ fn explain_json_error(text: &str, error: serde_json::Error) -> Rejection {
 /// The checks of one event, field by field.
 struct Checker;
 
-fn missing(field: &str) -> Rejection {
+/// Where a value sits in the event, named only when something is wrong with it.
+#[derive(Clone, Copy)]
+enum Field<'a> {
+    Top(&'a str),
+    Item(&'a str, usize),
+    Nested(&'a str, usize, &'a str),
+}
+
+impl fmt::Display for Field<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Field::Top(name) => f.write_str(name),
+            Field::Item(list, index) => write!(f, "{list}[{index}]"),
+            Field::Nested(list, index, name) => write!(f, "{list}[{index}].{name}"),
+        }
+    }
+}
+
+fn missing(field: Field<'_>) -> Rejection {
     Rejection::new(RejectCode::MissingField, format!("{field}: required"))
 }
 
-fn invalid(field: &str, value: &str, rule: &str) -> Rejection {
+fn invalid(field: Field<'_>, value: &str, rule: &str) -> Rejection {
     Rejection::new(RejectCode::InvalidField, format!("{field}: {value:?} {rule}"))
 }
 
+fn too_many(field: &str, most: usize, count: usize) -> Rejection {
+    Rejection::new(RejectCode::InvalidField, format!("{field}: at most {most} entries, not {count}"))
+}
+
+const MEMBER: Field<'static> = Field::Top("member");
+const ORDER: Field<'static> = Field::Top("order");
+
 impl Checker {
     fn event(&self, raw: RawEvent<'_>) -> Result<Event, Rejection> {
-        let id = self.id("id", raw.id.as_deref())?;
-        let kind = raw.kind.as_deref().ok_or_else(|| missing("type"))?;
-        let at = self.instant("at", raw.at.as_deref())?;
+        let id = self.id(Field::Top("id"), raw.id.as_deref())?;
+        let kind = raw.kind.as_deref().ok_or_else(|| missing(Field::Top("type")))?;
+        let at = self.instant(Field::Top("at"), raw.at.as_deref())?;
         let program = match raw.program.as_deref() {
-            Some(p) => Some(self.id("program", Some(p))?),
+            Some(p) => Some(self.id(Field::Top("program"), Some(p))?),
             None => None,
         };
         let body = match kind {
             "member.registered" => EventBody::MemberRegistered(Registration {
-                member: self.id("member", raw.member.as_deref())?,
-                country: self.country(raw.country.as_deref().ok_or_else(|| missing("country"))?)?,
+                member: self.id(MEMBER, raw.member.as_deref())?,
+                country: self.country(raw.country.as_deref().ok_or_else(|| missing(Field::Top("country")))?)?,
                 birth_date: self.birth_date(raw.birth_date.as_deref(), at)?,
                 staff: raw.staff.unwrap_or(false),
                 guardian_consent: raw.guardian_consent.unwrap_or(false),
             }),
             "member.updated" => EventBody::MemberUpdated {
-                member: self.id("member", raw.member.as_deref())?,
+                member: self.id(MEMBER, raw.member.as_deref())?,
                 country: raw.country.as_deref().map(|c| self.country(c)).transpose()?,
                 birth_date: self.birth_date(raw.birth_date.as_deref(), at)?,
             },
@@ -418,17 +450,17 @@ impl Checker {
                     "member.suspended" => StatusChange::Suspended,
                     _ => StatusChange::Reinstated,
                 };
-                EventBody::MemberStatus { member: self.id("member", raw.member.as_deref())?, change }
+                EventBody::MemberStatus { member: self.id(MEMBER, raw.member.as_deref())?, change }
             }
             "order.placed" => EventBody::OrderPlaced(Box::new(self.order(raw)?)),
-            "order.delivered" => EventBody::OrderDelivered { order: self.id("order", raw.order.as_deref())? },
+            "order.delivered" => EventBody::OrderDelivered { order: self.id(ORDER, raw.order.as_deref())? },
             "order.returned" => {
-                let order = self.id("order", raw.order.as_deref())?;
-                let lines = raw.lines.ok_or_else(|| missing("lines"))?;
+                let order = self.id(ORDER, raw.order.as_deref())?;
+                let lines = raw.lines.ok_or_else(|| missing(Field::Top("lines")))?;
                 EventBody::OrderReturned { order, lines: self.line_quantities(lines, true)? }
             }
             "order.cancelled" => {
-                let order = self.id("order", raw.order.as_deref())?;
+                let order = self.id(ORDER, raw.order.as_deref())?;
                 let lines = raw.lines.map(|l| self.line_quantities(l, false)).transpose()?;
                 EventBody::OrderCancelled { order, lines }
             }
@@ -442,27 +474,26 @@ impl Checker {
         Ok(Event { id, at, program, body })
     }
 
-    fn id(&self, field: &str, value: Option<&str>) -> Result<String, Rejection> {
+    fn id(&self, field: Field<'_>, value: Option<&str>) -> Result<Id, Rejection> {
         let value = value.ok_or_else(|| missing(field))?;
-        let chars = value.chars().count();
-        if chars == 0 || chars > MAX_ID_CHARS {
+        if value.is_empty() || (value.len() > MAX_ID_CHARS && value.chars().count() > MAX_ID_CHARS) {
             return Err(invalid(field, value, &format!("must be 1–{MAX_ID_CHARS} characters")));
         }
         if value.chars().any(char::is_control) {
             return Err(invalid(field, value, "must not contain control characters"));
         }
-        Ok(value.to_string())
+        Ok(Id::from(value))
     }
 
-    fn text(&self, field: &str, value: Option<&str>) -> Result<String, Rejection> {
+    fn text(&self, field: Field<'_>, value: Option<&str>) -> Result<Id, Rejection> {
         let value = value.unwrap_or("");
-        if value.chars().count() > MAX_ID_CHARS {
+        if value.len() > MAX_ID_CHARS && value.chars().count() > MAX_ID_CHARS {
             return Err(invalid(field, value, &format!("must be at most {MAX_ID_CHARS} characters")));
         }
-        Ok(value.to_string())
+        Ok(Id::from(value))
     }
 
-    fn instant(&self, field: &str, value: Option<&str>) -> Result<Timestamp, Rejection> {
+    fn instant(&self, field: Field<'_>, value: Option<&str>) -> Result<Timestamp, Rejection> {
         let value = value.ok_or_else(|| missing(field))?;
         let bytes = value.as_bytes();
         // RFC 3339: a full date, 'T' (or 't'), a time, and an offset.
@@ -473,37 +504,36 @@ impl Checker {
             && !value.contains('[');
         let parsed = if shape_ok { value.parse::<Timestamp>().ok() } else { None };
         match parsed {
-            Some(at) if (1970..=2999).contains(&at.to_zoned_datetime(jiff::tz::TimeZone::UTC).year()) => Ok(at),
+            Some(at) if (EARLIEST_INSTANT..LATEST_INSTANT).contains(&at.as_second()) => Ok(at),
             Some(_) => Err(invalid(field, value, "must be between years 1970 and 2999")),
             None => Err(invalid(field, value, "is not an RFC 3339 instant with an offset")),
         }
     }
 
-    fn country(&self, value: &str) -> Result<String, Rejection> {
+    fn country(&self, value: &str) -> Result<Id, Rejection> {
         if value.len() == 2 && value.bytes().all(|b| b.is_ascii_uppercase()) {
-            Ok(value.to_string())
+            Ok(Id::from(value))
         } else {
-            Err(invalid("country", value, "is not an ISO 3166-1 alpha-2 code"))
+            Err(invalid(Field::Top("country"), value, "is not an ISO 3166-1 alpha-2 code"))
         }
     }
 
     fn birth_date(&self, value: Option<&str>, at: Timestamp) -> Result<Option<Date>, Rejection> {
         let Some(value) = value else { return Ok(None) };
+        let field = Field::Top("birth_date");
         let date = match value.parse::<Date>() {
             Ok(date) if value.len() == 10 => date,
-            _ => return Err(invalid("birth_date", value, "is not a date YYYY-MM-DD")),
+            _ => return Err(invalid(field, value, "is not a date YYYY-MM-DD")),
         };
-        let today = at.to_zoned_datetime(jiff::tz::TimeZone::UTC).date();
+        let today = jiff::tz::TimeZone::UTC.to_datetime(at).date();
         if date.year() < 1900 || date > today {
-            return Err(invalid("birth_date", value, "must be from 1900 up to the event's date"));
+            return Err(invalid(field, value, "must be from 1900 up to the event's date"));
         }
         Ok(Some(date))
     }
 
-    fn amount(&self, field: &str, value: Option<&str>, currency: Currency) -> Result<Minor, Rejection> {
-        let Some(text) = value else {
-            return Ok(Minor::ZERO);
-        };
+    fn amount(&self, field: Field<'_>, value: Option<&str>, currency: Currency) -> Result<Minor, Rejection> {
+        let Some(text) = value else { return Ok(Minor::ZERO) };
         currency.parse_amount(text).map_err(|error| match error {
             AmountError::Malformed => invalid(field, text, "is not a decimal amount"),
             AmountError::TooManyDigits { allowed } => Rejection::new(
@@ -520,18 +550,19 @@ impl Checker {
     }
 
     fn order(&self, raw: RawEvent<'_>) -> Result<Order, Rejection> {
-        let member = self.id("member", raw.member.as_deref())?;
-        let order = self.id("order", raw.order.as_deref())?;
-        let currency_text = raw.currency.as_deref().ok_or_else(|| missing("currency"))?;
+        let member = self.id(MEMBER, raw.member.as_deref())?;
+        let order = self.id(ORDER, raw.order.as_deref())?;
+        let currency_field = Field::Top("currency");
+        let currency_text = raw.currency.as_deref().ok_or_else(|| missing(currency_field))?;
         let currency = Currency::from_code(currency_text)
-            .ok_or_else(|| invalid("currency", currency_text, "is not an ISO 4217 currency code"))?;
+            .ok_or_else(|| invalid(currency_field, currency_text, "is not an ISO 4217 currency code"))?;
         let channel = match raw.channel.as_deref() {
             None | Some("web") => Channel::Web,
             Some("app") => Channel::App,
             Some("store") => Channel::Store,
-            Some(other) => return Err(invalid("channel", other, "is not web, app or store")),
+            Some(other) => return Err(invalid(Field::Top("channel"), other, "is not web, app or store")),
         };
-        let raw_lines = raw.lines.ok_or_else(|| missing("lines"))?;
+        let raw_lines = raw.lines.ok_or_else(|| missing(Field::Top("lines")))?;
         if raw_lines.is_empty() || raw_lines.len() > MAX_LINES {
             return Err(Rejection::new(
                 RejectCode::InvalidField,
@@ -549,26 +580,23 @@ impl Checker {
             }
             lines.push(line);
         }
-        let delivery = self.amount("delivery", raw.delivery.as_deref(), currency)?;
-        let duties = self.amount("duties", raw.duties.as_deref(), currency)?;
-        let raw_payments = raw.payments.ok_or_else(|| missing("payments"))?;
+        let delivery = self.amount(Field::Top("delivery"), raw.delivery.as_deref(), currency)?;
+        let duties = self.amount(Field::Top("duties"), raw.duties.as_deref(), currency)?;
+        let raw_payments = raw.payments.ok_or_else(|| missing(Field::Top("payments")))?;
         if raw_payments.len() > MAX_PAYMENTS {
-            return Err(Rejection::new(
-                RejectCode::InvalidField,
-                format!("payments: at most {MAX_PAYMENTS} payments, not {}", raw_payments.len()),
-            ));
+            return Err(too_many("payments", MAX_PAYMENTS, raw_payments.len()));
         }
         let mut payments = Vec::with_capacity(raw_payments.len());
         for (index, payment) in raw_payments.into_iter().enumerate() {
-            let field = format!("payments[{index}].method");
-            let method_text = payment.method.as_deref().ok_or_else(|| missing(&field))?;
+            let field = Field::Nested("payments", index, "method");
+            let method_text = payment.method.as_deref().ok_or_else(|| missing(field))?;
             let method = PaymentMethod::parse(method_text)
-                .ok_or_else(|| invalid(&field, method_text, "is not a payment method of the contract"))?;
-            let field = format!("payments[{index}].amount");
+                .ok_or_else(|| invalid(field, method_text, "is not a payment method of the contract"))?;
+            let field = Field::Nested("payments", index, "amount");
             if payment.amount.is_none() {
-                return Err(missing(&field));
+                return Err(missing(field));
             }
-            let amount = self.amount(&field, payment.amount.as_deref(), currency)?;
+            let amount = self.amount(field, payment.amount.as_deref(), currency)?;
             payments.push(Payment { method, amount });
         }
         let codes = self.strings("codes", raw.codes)?;
@@ -595,28 +623,25 @@ impl Checker {
         Ok(Order { member, order, currency, channel, lines, delivery, duties, payments, codes })
     }
 
-    fn strings(&self, field: &str, values: Option<Vec<Cow<'_, str>>>) -> Result<Vec<String>, Rejection> {
+    fn strings(&self, list: &'static str, values: Option<Vec<Cow<'_, str>>>) -> Result<Vec<Id>, Rejection> {
         let values = values.unwrap_or_default();
         if values.len() > MAX_CODES {
-            return Err(Rejection::new(
-                RejectCode::InvalidField,
-                format!("{field}: at most {MAX_CODES} entries, not {}", values.len()),
-            ));
+            return Err(too_many(list, MAX_CODES, values.len()));
         }
-        values.iter().enumerate().map(|(i, v)| self.id(&format!("{field}[{i}]"), Some(v))).collect()
+        values.iter().enumerate().map(|(i, v)| self.id(Field::Item(list, i), Some(v))).collect()
     }
 
     fn order_line(&self, index: usize, raw: RawLineFields<'_>, currency: Currency) -> Result<OrderLine, Rejection> {
-        let field = |name: &str| format!("lines[{index}].{name}");
-        let line = self.id(&field("line"), raw.line.as_deref())?;
-        let quantity = raw.quantity.ok_or_else(|| missing(&field("quantity")))?;
-        let quantity = self.quantity(&field("quantity"), quantity)?;
+        let field = |name| Field::Nested("lines", index, name);
+        let line = self.id(field("line"), raw.line.as_deref())?;
+        let quantity = raw.quantity.ok_or_else(|| missing(field("quantity")))?;
+        let quantity = self.quantity(field("quantity"), quantity)?;
         if raw.price.is_none() {
-            return Err(missing(&field("price")));
+            return Err(missing(field("price")));
         }
-        let price = self.amount(&field("price"), raw.price.as_deref(), currency)?;
-        let discount = self.amount(&field("discount"), raw.discount.as_deref(), currency)?;
-        let tax = self.amount(&field("tax"), raw.tax.as_deref(), currency)?;
+        let price = self.amount(field("price"), raw.price.as_deref(), currency)?;
+        let discount = self.amount(field("discount"), raw.discount.as_deref(), currency)?;
+        let tax = self.amount(field("tax"), raw.tax.as_deref(), currency)?;
         if discount > price {
             return Err(Rejection::new(
                 RejectCode::InvalidDiscount,
@@ -639,21 +664,25 @@ impl Checker {
                 ),
             ));
         }
+        let badges = raw.badges.unwrap_or_default();
+        if badges.len() > MAX_CODES {
+            return Err(too_many("badges", MAX_CODES, badges.len()));
+        }
         Ok(OrderLine {
             line,
-            sku: self.text(&field("sku"), raw.sku.as_deref())?,
-            brand: self.text(&field("brand"), raw.brand.as_deref())?,
-            category: self.text(&field("category"), raw.category.as_deref())?,
+            sku: self.text(field("sku"), raw.sku.as_deref())?,
+            brand: self.text(field("brand"), raw.brand.as_deref())?,
+            category: self.text(field("category"), raw.category.as_deref())?,
             quantity,
             price,
             discount,
             tax,
             on_sale: raw.on_sale.unwrap_or(false),
-            badges: self.strings(&field("badges"), raw.badges)?,
+            badges: badges.iter().map(|b| self.text(field("badges"), Some(b))).collect::<Result<_, _>>()?,
         })
     }
 
-    fn quantity(&self, field: &str, quantity: i64) -> Result<u32, Rejection> {
+    fn quantity(&self, field: Field<'_>, quantity: i64) -> Result<u32, Rejection> {
         if quantity < 1 {
             return Err(Rejection::new(RejectCode::InvalidQuantity, format!("{field}: {quantity} is below 1")));
         }
@@ -675,12 +704,11 @@ impl Checker {
         }
         let mut lines: Vec<LineQuantity> = Vec::with_capacity(raw.len());
         for (index, RawLine(fields)) in raw.into_iter().enumerate() {
-            let line = self.id(&format!("lines[{index}].line"), fields.line.as_deref())?;
+            let line = self.id(Field::Nested("lines", index, "line"), fields.line.as_deref())?;
+            let quantity_field = Field::Nested("lines", index, "quantity");
             let quantity = match fields.quantity {
-                Some(q) => Some(self.quantity(&format!("lines[{index}].quantity"), q)?),
-                None if quantity_required => {
-                    return Err(missing(&format!("lines[{index}].quantity")));
-                }
+                Some(q) => Some(self.quantity(quantity_field, q)?),
+                None if quantity_required => return Err(missing(quantity_field)),
                 None => None,
             };
             if lines.iter().any(|l| l.line == line) {

@@ -12,7 +12,7 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 
 use crate::calendar::Calendar;
-use crate::event::{LineQuantity, Order, PaymentMethod, Registration, RejectCode, Rejection, StatusChange};
+use crate::event::{Id, LineQuantity, Order, PaymentMethod, Registration, RejectCode, Rejection, StatusChange};
 use crate::money::{Currency, Minor};
 use crate::program::{Program, Qualification};
 use crate::split::{partial_share, split_pro_rata};
@@ -63,7 +63,7 @@ pub struct Lot {
 
 #[derive(Clone, Debug)]
 pub struct LineState {
-    pub line: String,
+    pub line: Id,
     pub quantity: u32,
     pub removed_units: u32,
     pub eligible: Minor,
@@ -76,7 +76,7 @@ pub struct LineState {
 
 #[derive(Clone, Debug)]
 pub struct OrderState {
-    pub order: String,
+    pub order: Id,
     pub placed_at: Timestamp,
     /// Civil year of placement in the program's zone.
     pub placed_year: i16,
@@ -108,9 +108,9 @@ impl OrderState {
 
 #[derive(Clone, Debug)]
 pub struct Member {
-    pub id: String,
+    pub id: Id,
     pub registered_at: Timestamp,
-    pub country: String,
+    pub country: Id,
     pub birth_date: Option<Date>,
     pub staff: bool,
     pub guardian_consent: bool,
@@ -133,6 +133,9 @@ pub struct Member {
     /// Rewards value removed for good (closed, opted out).
     pub wiped: bool,
     wakeups: BTreeSet<Timestamp>,
+    /// Delivered orders whose value or points are not settled yet (not applied, or
+    /// points not available): the only orders time rules look at.
+    open_orders: Vec<usize>,
 }
 
 fn reject(code: RejectCode, message: impl Into<String>) -> Rejection {
@@ -167,6 +170,7 @@ impl Member {
             missed_january: false,
             wiped: false,
             wakeups: BTreeSet::new(),
+            open_orders: Vec::new(),
         };
         member.ineligible = member.eligibility(program);
         if member.ineligible.is_none()
@@ -186,7 +190,7 @@ impl Member {
     fn eligibility(&self, program: &Program) -> Option<Ineligibility> {
         if self.staff {
             Some(Ineligibility::Staff)
-        } else if program.excluded_countries.contains(&self.country) {
+        } else if program.excluded_countries.contains(self.country.as_str()) {
             Some(Ineligibility::ExcludedCountry)
         } else if program.currency_of(&self.country).is_none() {
             Some(Ineligibility::UnknownCountry)
@@ -241,7 +245,7 @@ impl Member {
                     ),
                 ));
             }
-            self.country = country.to_string();
+            self.country = Id::from(country);
             if currency.is_some() || self.orders.is_empty() {
                 self.currency = currency;
             }
@@ -462,6 +466,7 @@ impl Member {
         if !wiped {
             order.matures_at = Some(matures_at);
             self.wakeups.insert(matures_at);
+            self.open_orders.push(index);
         }
         Ok(())
     }
@@ -630,6 +635,9 @@ impl Member {
         self.mrp_january(program, at);
         self.pf_points_expiry(at);
         self.pf_birthday_bonus(program, at);
+        let orders = &self.orders;
+        let has_points = program.points.is_some();
+        self.open_orders.retain(|i| !(orders[*i].applied && (orders[*i].points_available || !has_points)));
     }
 
     /// Returns windows closing: the order's value matures (programs.md §0).
@@ -637,7 +645,8 @@ impl Member {
         let mut any = false;
         let mut late_years = BTreeSet::new();
         let year = program.calendar.year(at);
-        for order in &mut self.orders {
+        for index in &self.open_orders {
+            let order = &mut self.orders[*index];
             if order.matured || order.matures_at.is_none_or(|m| m > at) {
                 continue;
             }
@@ -677,15 +686,16 @@ impl Member {
     /// debt first, and expire `expiry_months` later (programs.md §3).
     fn pf_points_availability(&mut self, program: &Program, at: Timestamp) {
         let Some(rules) = &program.points else { return };
-        let expires_at = program.calendar.add_months(at, rules.expiry_months);
         let mut arriving = 0;
-        for order in &mut self.orders {
+        for index in &self.open_orders {
+            let order = &mut self.orders[*index];
             if order.matured && !order.points_available {
                 order.points_available = true;
                 arriving += order.net_points();
             }
         }
         if arriving > 0 {
+            let expires_at = program.calendar.add_months(at, rules.expiry_months);
             self.credit_points(arriving, expires_at);
         }
     }
@@ -697,7 +707,8 @@ impl Member {
             return;
         };
         let mut any = false;
-        for order in &mut self.orders {
+        for index in &self.open_orders {
+            let order = &mut self.orders[*index];
             if order.matured && !order.applied && order.applies_at.is_some_and(|a| a <= at) {
                 order.applied = true;
                 any = true;

@@ -7,7 +7,7 @@ use rustc_hash::FxHashMap;
 
 use crate::document::MemberDocument;
 use crate::engine::Engine;
-use crate::event::{Event, RejectCode, Rejection, parse_event, sniff_id};
+use crate::event::{Event, EventBody, RejectCode, Rejection, parse_event, sniff_id};
 use crate::program::Program;
 
 /// What a replay prints.
@@ -35,37 +35,98 @@ impl fmt::Display for RejectedLine {
     }
 }
 
-/// A replay's input, parsed: one entry per non-blank line.
-pub struct Replay<'a> {
-    lines: Vec<ParsedLine<'a>>,
+/// A replay's input, parsed: one entry per non-blank line. It owns what it needs,
+/// so the input buffer can be dropped before the (memory-hungry) run.
+pub struct Replay {
+    lines: Vec<ParsedLine>,
 }
 
-struct ParsedLine<'a> {
+struct ParsedLine {
     number: usize,
-    text: &'a str,
-    /// The event and the index of its program.
-    event: Result<(usize, Event), Rejection>,
+    /// The event and the index of its program, or why it was rejected and the id
+    /// read from the line if any.
+    event: Result<(usize, Event), (Rejection, Option<String>)>,
+    /// Lines sharing an event id: the position of the id's first line (`NONE` for
+    /// an id used once) and a body class, equal for bodies that are equal JSON
+    /// values (decisions D7).
+    repeat_of: u32,
+    body_class: u32,
 }
 
-impl<'a> Replay<'a> {
-    /// Parses every non-blank line of a JSON Lines input on its own.
-    pub fn parse(programs: &[Program], input: &'a [u8]) -> Replay<'a> {
-        let lines = input
+const NONE: u32 = u32::MAX;
+
+impl Replay {
+    /// Parses every non-blank line of a JSON Lines input on its own, on every core.
+    pub fn parse(programs: &[Program], input: &[u8]) -> Replay {
+        Replay::parse_with_threads(programs, input, threads_for(input.len() / 256))
+    }
+
+    /// [`Replay::parse`] on `threads` threads. The result does not depend on it.
+    pub fn parse_with_threads(programs: &[Program], input: &[u8], threads: usize) -> Replay {
+        let raw: Vec<(usize, &[u8])> = input
             .split(|b| *b == b'\n')
             .enumerate()
             .filter(|(_, bytes)| !bytes.iter().all(u8::is_ascii_whitespace))
-            .map(|(index, bytes)| {
-                let number = index + 1;
-                match std::str::from_utf8(bytes) {
-                    Ok(text) => ParsedLine { number, text, event: parse_line(programs, text) },
-                    Err(_) => ParsedLine {
-                        number,
-                        text: "",
-                        event: Err(Rejection::new(RejectCode::InvalidJson, "the line is not UTF-8")),
-                    },
-                }
-            })
+            .map(|(index, bytes)| (index + 1, bytes))
             .collect();
+        let parse_chunk = |chunk: &[(usize, &[u8])]| -> Vec<ParsedLine> {
+            chunk
+                .iter()
+                .map(|(number, bytes)| {
+                    let event = match std::str::from_utf8(bytes) {
+                        Ok(text) => parse_line(programs, text).map_err(|rejection| (rejection, sniff_id(text))),
+                        Err(_) => Err((Rejection::new(RejectCode::InvalidJson, "the line is not UTF-8"), None)),
+                    };
+                    ParsedLine { number: *number, event, repeat_of: NONE, body_class: 0 }
+                })
+                .collect()
+        };
+        let mut lines: Vec<ParsedLine> = if threads <= 1 {
+            parse_chunk(&raw)
+        } else {
+            let chunk_size = raw.len().div_ceil(threads).max(1);
+            let parsed: Vec<Vec<ParsedLine>> = std::thread::scope(|scope| {
+                let handles: Vec<_> =
+                    raw.chunks(chunk_size).map(|chunk| scope.spawn(move || parse_chunk(chunk))).collect();
+                handles.into_iter().map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
+            });
+            parsed.into_iter().flatten().collect()
+        };
+
+        // Bodies of lines that share an id, compared while the text is at hand.
+        let mut first: FxHashMap<&str, usize> = FxHashMap::default();
+        first.reserve(lines.len());
+        let mut repeats: Vec<(usize, usize)> = Vec::new();
+        for (position, line) in lines.iter().enumerate() {
+            if let Ok((_, event)) = &line.event {
+                match first.get(event.id.as_str()) {
+                    Some(original) => repeats.push((*original, position)),
+                    None => {
+                        first.insert(event.id.as_str(), position);
+                    }
+                }
+            }
+        }
+        drop(first);
+        repeats.sort_unstable();
+        let mut classes: Vec<(usize, u32)> = Vec::new();
+        for group in repeats.chunk_by(|a, b| a.0 == b.0) {
+            let positions: Vec<usize> = std::iter::once(group[0].0).chain(group.iter().map(|(_, p)| *p)).collect();
+            // `lines` and `raw` are aligned: one parsed line per raw line.
+            let bodies: Vec<Option<serde_json::Value>> =
+                positions.iter().map(|p| serde_json::from_slice(raw[*p].1).ok()).collect();
+            for (index, position) in positions.iter().enumerate() {
+                let class = bodies[..index].iter().position(|b| *b == bodies[index]).unwrap_or(index);
+                classes.push((*position, class as u32));
+            }
+        }
+        for (position, class) in classes {
+            lines[position].body_class = class;
+        }
+        for (original, position) in repeats {
+            lines[original].repeat_of = original as u32;
+            lines[position].repeat_of = original as u32;
+        }
         Replay { lines }
     }
 
@@ -77,14 +138,15 @@ impl<'a> Replay<'a> {
     /// Applies, in order of `at` (ties in line order), the events at or before
     /// `as_of`, then every time rule due at or before it.
     pub fn run(&self, programs: &[Program], as_of: Option<Timestamp>) -> ReplayOutput {
+        self.run_with_threads(programs, as_of, threads_for(self.lines.len()))
+    }
+
+    /// [`Replay::run`] on `threads` threads. The output does not depend on it.
+    pub fn run_with_threads(&self, programs: &[Program], as_of: Option<Timestamp>, threads: usize) -> ReplayOutput {
         let mut rejections: Vec<RejectedLine> = Vec::new();
         for line in &self.lines {
-            if let Err(rejection) = &line.event {
-                rejections.push(RejectedLine {
-                    line: line.number,
-                    event_id: sniff_id(line.text),
-                    rejection: rejection.clone(),
-                });
+            if let Err((rejection, id)) = &line.event {
+                rejections.push(RejectedLine { line: line.number, event_id: id.clone(), rejection: rejection.clone() });
             }
         }
         let Some(as_of) = as_of.or_else(|| self.latest()) else {
@@ -92,22 +154,27 @@ impl<'a> Replay<'a> {
         };
 
         // Duplicate ids, judged in arrival order (decisions D7).
-        let mut first_by_id: FxHashMap<&str, usize> = FxHashMap::default();
+        // id group (position of its first line) → first line applied
+        let mut first_applied: FxHashMap<u32, usize> = FxHashMap::default();
         let mut due: Vec<(Timestamp, usize)> = Vec::new();
         for (position, line) in self.lines.iter().enumerate() {
             let Ok((_, event)) = &line.event else { continue };
             if event.at > as_of {
                 continue;
             }
-            match first_by_id.get(event.id.as_str()) {
+            if line.repeat_of == NONE {
+                due.push((event.at, position));
+                continue;
+            }
+            match first_applied.get(&line.repeat_of) {
                 None => {
-                    first_by_id.insert(&event.id, position);
+                    first_applied.insert(line.repeat_of, position);
                     due.push((event.at, position));
                 }
-                Some(first) if same_body(self.lines[*first].text, line.text) => {}
+                Some(first) if self.lines[*first].body_class == line.body_class => {}
                 Some(first) => rejections.push(RejectedLine {
                     line: line.number,
-                    event_id: Some(event.id.clone()),
+                    event_id: Some(event.id.to_string()),
                     rejection: Rejection::new(
                         RejectCode::DuplicateConflict,
                         format!(
@@ -118,14 +185,36 @@ impl<'a> Replay<'a> {
                 }),
             }
         }
+        drop(first_applied);
         due.sort_unstable();
 
+        let mut documents = match self.route(&due) {
+            Some(routes) => self.apply_by_member(programs, routes, as_of, threads.max(1), &mut rejections),
+            _ => {
+                let positions: Vec<usize> = due.iter().map(|(_, p)| *p).collect();
+                self.apply_in_order(programs, &positions, as_of, &mut rejections)
+            }
+        };
+        documents.sort_unstable_by(|a, b| (&a.member, &a.program).cmp(&(&b.member, &b.program)));
+        rejections.sort_by_key(|r| r.line);
+        ReplayOutput { as_of: Some(as_of), documents, rejections }
+    }
+
+    /// Applies events (positions in `self.lines`, in order of `at`) to fresh engines
+    /// and returns the documents at `as_of`, unsorted.
+    fn apply_in_order(
+        &self,
+        programs: &[Program],
+        positions: &[usize],
+        as_of: Timestamp,
+        rejections: &mut Vec<RejectedLine>,
+    ) -> Vec<MemberDocument> {
         let mut engines: Vec<Engine<'_>> = programs.iter().map(Engine::new).collect();
-        for (_, position) in due {
-            let line = &self.lines[position];
+        for position in positions {
+            let line = &self.lines[*position];
             let Ok((program, event)) = &line.event else { continue };
             if let Err(rejection) = engines[*program].apply(event) {
-                rejections.push(RejectedLine { line: line.number, event_id: Some(event.id.clone()), rejection });
+                rejections.push(RejectedLine { line: line.number, event_id: Some(event.id.to_string()), rejection });
             }
         }
         let mut documents = Vec::new();
@@ -133,12 +222,100 @@ impl<'a> Replay<'a> {
             engine.advance_all(as_of);
             documents.extend(engine.documents(as_of));
         }
-        if engines.len() > 1 {
-            documents.sort_by(|a, b| (&a.member, &a.program).cmp(&(&b.member, &b.program)));
-        }
-        rejections.sort_by_key(|r| r.line);
-        ReplayOutput { as_of: Some(as_of), documents, rejections }
+        documents
     }
+
+    /// Which member each due event belongs to: `(member slot, position)` in order of
+    /// `at`, the slot `u32::MAX` for order events naming no order placed before them.
+    /// `None` when two members place the same order id: only the in-order replay
+    /// settles which one wins.
+    fn route(&self, due: &[(Timestamp, usize)]) -> Option<Vec<(u32, usize)>> {
+        let mut slots: FxHashMap<(usize, &str), u32> = FxHashMap::default();
+        let mut owners: FxHashMap<(usize, &str), u32> = FxHashMap::default();
+        let mut routes = Vec::with_capacity(due.len());
+        for (_, position) in due {
+            let Ok((program, event)) = &self.lines[*position].event else { continue };
+            let slot = match event.body.member() {
+                Some(member) => {
+                    let next = slots.len() as u32;
+                    let slot = *slots.entry((*program, member)).or_insert(next);
+                    if let EventBody::OrderPlaced(order) = &event.body {
+                        match owners.get(&(*program, order.order.as_str())) {
+                            None => {
+                                owners.insert((*program, order.order.as_str()), slot);
+                            }
+                            Some(owner) if *owner == slot => {}
+                            Some(_) => return None,
+                        }
+                    }
+                    slot
+                }
+                None => {
+                    let order = event.body.order().unwrap_or_default();
+                    owners.get(&(*program, order)).copied().unwrap_or(u32::MAX)
+                }
+            };
+            routes.push((slot, *position));
+        }
+        Some(routes)
+    }
+
+    /// Members are independent: each member's events, in order of `at`, are applied
+    /// member after member (their state stays in cache), the members split over
+    /// `threads` threads. Gives exactly what [`Replay::apply_in_order`] gives.
+    fn apply_by_member(
+        &self,
+        programs: &[Program],
+        mut routes: Vec<(u32, usize)>,
+        as_of: Timestamp,
+        threads: usize,
+        rejections: &mut Vec<RejectedLine>,
+    ) -> Vec<MemberDocument> {
+        // Stable: each member's events stay in order of `at`. Events naming no order
+        // placed before them go last, to engines of their own (all unknown_order).
+        routes.sort_by_key(|(slot, _)| *slot);
+        let unrouted = routes.partition_point(|(slot, _)| *slot != u32::MAX);
+        let orphans: Vec<usize> = routes.drain(unrouted..).map(|(_, p)| p).collect();
+        let mut documents = self.apply_in_order(programs, &orphans, as_of, rejections);
+        let mut chunks: Vec<&[(u32, usize)]> = Vec::with_capacity(threads);
+        let mut rest = routes.as_slice();
+        for part in (1..=threads).rev() {
+            let mut cut = rest.len() / part;
+            while cut > 0 && cut < rest.len() && rest[cut].0 == rest[cut - 1].0 {
+                cut += 1;
+            }
+            let (head, tail) = rest.split_at(cut);
+            chunks.push(head);
+            rest = tail;
+        }
+        let results: Vec<(Vec<MemberDocument>, Vec<RejectedLine>)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = chunks
+                .into_iter()
+                .map(|chunk| {
+                    scope.spawn(move || {
+                        let positions: Vec<usize> = chunk.iter().map(|(_, p)| *p).collect();
+                        let mut rejected = Vec::new();
+                        let documents = self.apply_in_order(programs, &positions, as_of, &mut rejected);
+                        (documents, rejected)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
+        });
+        for (part_documents, part_rejections) in results {
+            documents.extend(part_documents);
+            rejections.extend(part_rejections);
+        }
+        documents
+    }
+}
+
+/// Threads worth using for `work` lines: all cores for large inputs, one for small.
+fn threads_for(work: usize) -> usize {
+    if work < 20_000 {
+        return 1;
+    }
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
 }
 
 /// Parses one line and checks what needs no state: the event itself and the
@@ -159,19 +336,6 @@ fn parse_line(programs: &[Program], text: &str) -> Result<(usize, Event), Reject
         }
     };
     Ok((index, event))
-}
-
-/// Two event bodies are the same when they are equal JSON values (key order and
-/// white space do not matter).
-fn same_body(first: &str, second: &str) -> bool {
-    if first == second {
-        return true;
-    }
-    let parse = |text: &str| serde_json::from_str::<serde_json::Value>(text).ok();
-    match (parse(first), parse(second)) {
-        (Some(a), Some(b)) => a == b,
-        _ => false,
-    }
 }
 
 /// Replays `input` (JSON Lines) against `programs` up to `as_of` (default: the

@@ -88,14 +88,22 @@ fn run_replay(program_paths: &[PathBuf], events: &str, as_of: Option<&str>) -> R
     }
     let timings = std::env::var_os("PALIER_TIMINGS").is_some();
     let started = std::time::Instant::now();
-    let parsed = Replay::parse(&programs, &input);
+    // PALIER_THREADS=N pins the number of threads (the output never depends on it).
+    let threads = std::env::var("PALIER_THREADS").ok().and_then(|t| t.parse::<usize>().ok());
+    let parsed = match threads {
+        Some(threads) => Replay::parse_with_threads(&programs, &input, threads),
+        None => Replay::parse(&programs, &input),
+    };
+    drop(input);
     let parsed_at = started.elapsed();
-    let output = parsed.run(&programs, as_of);
+    let output = match threads {
+        Some(threads) => parsed.run_with_threads(&programs, as_of, threads),
+        None => parsed.run(&programs, as_of),
+    };
     if timings {
         eprintln!("timings: parse {:?}, run {:?}", parsed_at, started.elapsed() - parsed_at);
     }
     drop(parsed);
-    drop(input);
 
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
