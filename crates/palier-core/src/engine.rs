@@ -40,7 +40,7 @@ impl<'p> Engine<'p> {
     pub fn apply(&mut self, event: &Event) -> Result<(), Rejection> {
         let program = self.program;
         if let Some(named) = &event.program
-            && named != &program.id
+            && *named != program.id
         {
             return Err(Rejection::new(
                 RejectCode::UnknownProgram,

@@ -323,7 +323,7 @@ fn threads_for(work: usize) -> usize {
 fn parse_line(programs: &[Program], text: &str) -> Result<(usize, Event), Rejection> {
     let event = parse_event(text)?;
     let index = match &event.program {
-        Some(named) => programs.iter().position(|p| &p.id == named).ok_or_else(|| {
+        Some(named) => programs.iter().position(|p| p.id == *named).ok_or_else(|| {
             let loaded: Vec<&str> = programs.iter().map(|p| p.id.as_str()).collect();
             Rejection::new(
                 RejectCode::UnknownProgram,
