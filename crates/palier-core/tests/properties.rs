@@ -704,13 +704,17 @@ proptest! {
         which in any::<Index>(),
         place in any::<Index>(),
         as_of in prop::option::weighted(0.3, -30 * DAY..SPAN + 400 * DAY),
+        respaced in prop::bool::weighted(0.25),
     ) {
         for program in programs() {
             let lines = render(program, &scenario, None);
             let i = which.index(lines.len());
             let j = i + 1 + place.index(lines.len() - i);
             let mut doubled = lines.clone();
-            doubled.insert(j, lines[i].clone());
+            // Also an equal body written with other white space (decisions D7); no
+            // string of a rendered line holds `":` or `,"`.
+            let copy = if respaced { lines[i].replace("\":", "\": ").replace(",\"", ", \"") } else { lines[i].clone() };
+            doubled.insert(j, copy);
             let as_of = as_of.map(|seconds| instant(BASE + seconds));
             let once = run(program, text(&lines).as_bytes(), as_of);
             let twice = run(program, text(&doubled).as_bytes(), as_of);
@@ -950,7 +954,6 @@ proptest! {
             );
         }
     }
-
 }
 
 proptest! {
@@ -1342,12 +1345,24 @@ enum Junk {
         strings_only: bool,
         edit: Edit,
     },
+    /// A valid line with something before or after it.
+    Decorated {
+        line: Index,
+        prefix: &'static str,
+        suffix: &'static str,
+    },
 }
 
 fn junk() -> impl Strategy<Value = Junk> {
     prop_oneof![
         1 => vec(any::<u8>(), 0..80).prop_map(Junk::Bytes),
         1 => any::<String>().prop_map(Junk::Text),
+        1 => (
+            any::<Index>(),
+            select(&["", " ", "\t", "\u{feff}", "[", "\u{0}", "{}"][..]),
+            select(&["", " ", "\r", "\t\r", "x", "}", ",", "\u{0}", "{}", "\n{"][..]),
+        )
+            .prop_map(|(line, prefix, suffix)| Junk::Decorated { line, prefix, suffix }),
         3 => random_object().prop_map(Junk::Object),
         5 => (any::<Index>(), any::<bool>(), any::<Index>(), any::<bool>(), edit()).prop_map(
             |(line, orders_only, path, strings_only, edit)| Junk::Mutated { line, orders_only, path, strings_only, edit }
@@ -1384,6 +1399,7 @@ proptest! {
         as_of in prop::option::weighted(0.3, prop_oneof![
             3 => BASE - 30 * DAY..BASE + SPAN + 400 * DAY,
             1 => -1_000i64..32_503_681_000,
+            1 => prop_oneof![Just(Timestamp::MIN.as_second()), Just(Timestamp::MAX.as_second())],
         ]),
     ) {
         let program = &programs()[program];
@@ -1394,6 +1410,9 @@ proptest! {
                 Junk::Bytes(bytes) => bytes.clone(),
                 Junk::Text(text) => text.clone().into_bytes(),
                 Junk::Object(value) => value.to_string().into_bytes(),
+                Junk::Decorated { line, prefix, suffix } => {
+                    format!("{prefix}{}{suffix}", valid[line.index(valid.len())]).into_bytes()
+                }
                 Junk::Mutated { line, orders_only, path, strings_only, edit } => {
                     let orders: Vec<&String> = valid.iter().filter(|l| l.contains("\"order.placed\"")).collect();
                     let line = if *orders_only && !orders.is_empty() {
