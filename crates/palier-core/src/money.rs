@@ -174,7 +174,9 @@ const ISO_4217: &[(&str, u8)] = &[
 impl Currency {
     /// Looks a currency up by its ISO 4217 code (upper case).
     pub fn from_code(code: &str) -> Option<Currency> {
-        let (found, exponent) = ISO_4217.iter().find(|(c, _)| *c == code)?;
+        // The table is sorted by code.
+        let index = ISO_4217.binary_search_by(|(c, _)| (*c).cmp(code)).ok()?;
+        let (found, exponent) = &ISO_4217[index];
         let bytes = found.as_bytes();
         Some(Currency { code: [bytes[0], bytes[1], bytes[2]], exponent: *exponent })
     }
@@ -352,6 +354,14 @@ mod tests {
 
     fn kwd() -> Currency {
         Currency::from_code("KWD").expect("KWD is in the table")
+    }
+
+    #[test]
+    fn money_currency_table_is_sorted_for_lookup() {
+        assert!(ISO_4217.windows(2).all(|w| w[0].0 < w[1].0));
+        assert!(Currency::from_code("ZZZ").is_none());
+        assert_eq!(Currency::from_code("AED").map(|c| c.exponent()), Some(2));
+        assert_eq!(Currency::from_code("ZWL").map(|c| c.exponent()), Some(2));
     }
 
     #[test]

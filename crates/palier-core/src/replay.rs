@@ -3,6 +3,7 @@
 use std::fmt;
 
 use jiff::Timestamp;
+use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
 use crate::document::MemberDocument;
@@ -81,18 +82,21 @@ impl Replay {
                 })
                 .collect()
         };
-        let mut lines: Vec<ParsedLine> = if threads <= 1 {
-            parse_chunk(&raw)
+        let mut lines: Vec<ParsedLine> = Vec::new();
+        if threads <= 1 {
+            lines = parse_chunk(&raw);
         } else {
-            let chunk_size = raw.len().div_ceil(threads).max(1);
-            let parsed: Vec<Vec<ParsedLine>> = std::thread::scope(|scope| {
-                let handles: Vec<_> =
-                    raw.chunks(chunk_size).map(|chunk| scope.spawn(move || parse_chunk(chunk))).collect();
-                handles.into_iter().map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
-            });
-            parsed.into_iter().flatten().collect()
-        };
-
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build();
+            match pool {
+                Ok(pool) => pool.install(|| {
+                    raw.par_iter()
+                        .with_min_len(1024)
+                        .map(|one| parse_chunk(std::slice::from_ref(one)).remove(0))
+                        .collect_into_vec(&mut lines)
+                }),
+                Err(_) => lines = parse_chunk(&raw),
+            }
+        }
         // Bodies of lines that share an id, compared while the text is at hand.
         let mut first: FxHashMap<&str, usize> = FxHashMap::default();
         first.reserve(lines.len());
@@ -137,12 +141,14 @@ impl Replay {
 
     /// Applies, in order of `at` (ties in line order), the events at or before
     /// `as_of`, then every time rule due at or before it.
-    pub fn run(&self, programs: &[Program], as_of: Option<Timestamp>) -> ReplayOutput {
-        self.run_with_threads(programs, as_of, threads_for(self.lines.len()))
+    pub fn run(self, programs: &[Program], as_of: Option<Timestamp>) -> ReplayOutput {
+        let threads = threads_for(self.lines.len());
+        self.run_with_threads(programs, as_of, threads)
     }
 
     /// [`Replay::run`] on `threads` threads. The output does not depend on it.
-    pub fn run_with_threads(&self, programs: &[Program], as_of: Option<Timestamp>, threads: usize) -> ReplayOutput {
+    /// Events are handed over to the engines and freed as they are applied.
+    pub fn run_with_threads(self, programs: &[Program], as_of: Option<Timestamp>, threads: usize) -> ReplayOutput {
         let mut rejections: Vec<RejectedLine> = Vec::new();
         for line in &self.lines {
             if let Err((rejection, id)) = &line.event {
@@ -152,11 +158,70 @@ impl Replay {
         let Some(as_of) = as_of.or_else(|| self.latest()) else {
             return ReplayOutput { as_of: None, documents: Vec::new(), rejections };
         };
+        let due = self.due(as_of, &mut rejections);
+        let routes = self.route(&due);
 
-        // Duplicate ids, judged in arrival order (decisions D7).
+        let mut lines = self.lines;
+        let mut documents = match routes {
+            Some(mut routes) => {
+                // Stable: each member's events stay in order of `at`. Events naming no
+                // order placed before them go to engines of their own (unknown_order).
+                routes.sort_by_key(|(slot, _)| *slot);
+                let order: Vec<usize> = routes.iter().map(|(_, p)| *p).collect();
+                permute(&mut lines, &order);
+                let unrouted = routes.partition_point(|(slot, _)| *slot != u32::MAX);
+                let (routed, rest) = lines.split_at_mut(order.len());
+                let (members, orphans) = routed.split_at_mut(unrouted);
+                drop(order);
+                let mut documents = apply_in_order(programs, orphans, as_of, &mut rejections);
+                let mut parts = Vec::with_capacity(threads);
+                let mut members = members;
+                for run in split_members(&routes[..unrouted], threads.max(1)) {
+                    let (head, tail) = members.split_at_mut(run.len());
+                    parts.push(head);
+                    members = tail;
+                }
+                drop(routes);
+                let _ = rest;
+                let results: Vec<(Vec<MemberDocument>, Vec<RejectedLine>)> = std::thread::scope(|scope| {
+                    let handles: Vec<_> = parts
+                        .into_iter()
+                        .map(|part| {
+                            scope.spawn(move || {
+                                let mut rejected = Vec::new();
+                                let documents = apply_in_order(programs, part, as_of, &mut rejected);
+                                (documents, rejected)
+                            })
+                        })
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+                        .collect()
+                });
+                for (part_documents, part_rejections) in results {
+                    documents.extend(part_documents);
+                    rejections.extend(part_rejections);
+                }
+                documents
+            }
+            None => {
+                let order: Vec<usize> = due.iter().map(|(_, p)| *p).collect();
+                permute(&mut lines, &order);
+                apply_in_order(programs, &mut lines[..order.len()], as_of, &mut rejections)
+            }
+        };
+        documents.sort_unstable_by(|a, b| (&a.member, &a.program).cmp(&(&b.member, &b.program)));
+        rejections.sort_by_key(|r| r.line);
+        ReplayOutput { as_of: Some(as_of), documents, rejections }
+    }
+
+    /// The events to apply, `(at, position)` in order of `at` then line, after
+    /// duplicate ids are settled in arrival order (decisions D7).
+    fn due(&self, as_of: Timestamp, rejections: &mut Vec<RejectedLine>) -> Vec<(Timestamp, usize)> {
         // id group (position of its first line) → first line applied
         let mut first_applied: FxHashMap<u32, usize> = FxHashMap::default();
-        let mut due: Vec<(Timestamp, usize)> = Vec::new();
+        let mut due: Vec<(Timestamp, usize)> = Vec::with_capacity(self.lines.len());
         for (position, line) in self.lines.iter().enumerate() {
             let Ok((_, event)) = &line.event else { continue };
             if event.at > as_of {
@@ -185,44 +250,8 @@ impl Replay {
                 }),
             }
         }
-        drop(first_applied);
         due.sort_unstable();
-
-        let mut documents = match self.route(&due) {
-            Some(routes) => self.apply_by_member(programs, routes, as_of, threads.max(1), &mut rejections),
-            _ => {
-                let positions: Vec<usize> = due.iter().map(|(_, p)| *p).collect();
-                self.apply_in_order(programs, &positions, as_of, &mut rejections)
-            }
-        };
-        documents.sort_unstable_by(|a, b| (&a.member, &a.program).cmp(&(&b.member, &b.program)));
-        rejections.sort_by_key(|r| r.line);
-        ReplayOutput { as_of: Some(as_of), documents, rejections }
-    }
-
-    /// Applies events (positions in `self.lines`, in order of `at`) to fresh engines
-    /// and returns the documents at `as_of`, unsorted.
-    fn apply_in_order(
-        &self,
-        programs: &[Program],
-        positions: &[usize],
-        as_of: Timestamp,
-        rejections: &mut Vec<RejectedLine>,
-    ) -> Vec<MemberDocument> {
-        let mut engines: Vec<Engine<'_>> = programs.iter().map(Engine::new).collect();
-        for position in positions {
-            let line = &self.lines[*position];
-            let Ok((program, event)) = &line.event else { continue };
-            if let Err(rejection) = engines[*program].apply(event) {
-                rejections.push(RejectedLine { line: line.number, event_id: Some(event.id.to_string()), rejection });
-            }
-        }
-        let mut documents = Vec::new();
-        for engine in &mut engines {
-            engine.advance_all(as_of);
-            documents.extend(engine.documents(as_of));
-        }
-        documents
+        due
     }
 
     /// Which member each due event belongs to: `(member slot, position)` in order of
@@ -259,55 +288,70 @@ impl Replay {
         }
         Some(routes)
     }
+}
 
-    /// Members are independent: each member's events, in order of `at`, are applied
-    /// member after member (their state stays in cache), the members split over
-    /// `threads` threads. Gives exactly what [`Replay::apply_in_order`] gives.
-    fn apply_by_member(
-        &self,
-        programs: &[Program],
-        mut routes: Vec<(u32, usize)>,
-        as_of: Timestamp,
-        threads: usize,
-        rejections: &mut Vec<RejectedLine>,
-    ) -> Vec<MemberDocument> {
-        // Stable: each member's events stay in order of `at`. Events naming no order
-        // placed before them go last, to engines of their own (all unknown_order).
-        routes.sort_by_key(|(slot, _)| *slot);
-        let unrouted = routes.partition_point(|(slot, _)| *slot != u32::MAX);
-        let orphans: Vec<usize> = routes.drain(unrouted..).map(|(_, p)| p).collect();
-        let mut documents = self.apply_in_order(programs, &orphans, as_of, rejections);
-        let mut chunks: Vec<&[(u32, usize)]> = Vec::with_capacity(threads);
-        let mut rest = routes.as_slice();
-        for part in (1..=threads).rev() {
-            let mut cut = rest.len() / part;
-            while cut > 0 && cut < rest.len() && rest[cut].0 == rest[cut - 1].0 {
-                cut += 1;
-            }
-            let (head, tail) = rest.split_at(cut);
-            chunks.push(head);
-            rest = tail;
+/// Applies the events of `lines`, in their order, to fresh engines (one per
+/// program), freeing each once applied, and returns the documents at `as_of`,
+/// unsorted.
+fn apply_in_order(
+    programs: &[Program],
+    lines: &mut [ParsedLine],
+    as_of: Timestamp,
+    rejections: &mut Vec<RejectedLine>,
+) -> Vec<MemberDocument> {
+    let mut engines: Vec<Engine<'_>> = programs.iter().map(Engine::new).collect();
+    for line in lines {
+        let taken = std::mem::replace(&mut line.event, Err((Rejection::new(RejectCode::InvalidJson, ""), None)));
+        let Ok((program, event)) = taken else { continue };
+        if let Err(rejection) = engines[program].apply(&event) {
+            rejections.push(RejectedLine { line: line.number, event_id: Some(event.id.to_string()), rejection });
         }
-        let results: Vec<(Vec<MemberDocument>, Vec<RejectedLine>)> = std::thread::scope(|scope| {
-            let handles: Vec<_> = chunks
-                .into_iter()
-                .map(|chunk| {
-                    scope.spawn(move || {
-                        let positions: Vec<usize> = chunk.iter().map(|(_, p)| *p).collect();
-                        let mut rejected = Vec::new();
-                        let documents = self.apply_in_order(programs, &positions, as_of, &mut rejected);
-                        (documents, rejected)
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
-        });
-        for (part_documents, part_rejections) in results {
-            documents.extend(part_documents);
-            rejections.extend(part_rejections);
-        }
-        documents
     }
+    let mut documents = Vec::new();
+    for engine in &mut engines {
+        engine.advance_all(as_of);
+        documents.extend(engine.documents(as_of));
+    }
+    documents
+}
+
+/// Reorders `items` in place so that `items[i]` is the former `items[order[i]]` for
+/// every `i < order.len()` (`order` holds distinct positions); the other items end up
+/// after them. No second copy of the items is made.
+fn permute<T>(items: &mut [T], order: &[usize]) {
+    const UNPLACED: usize = usize::MAX;
+    let mut destination = vec![UNPLACED; items.len()];
+    for (new, old) in order.iter().enumerate() {
+        destination[*old] = new;
+    }
+    for (next, slot) in (order.len()..).zip(destination.iter_mut().filter(|d| **d == UNPLACED)) {
+        *slot = next;
+    }
+    for start in 0..items.len() {
+        while destination[start] != start {
+            let target = destination[start];
+            items.swap(start, target);
+            destination.swap(start, target);
+        }
+    }
+}
+
+/// Splits routes sorted by member slot into `parts` runs of about equal length,
+/// never cutting a member's events apart. Members are independent: each part gives
+/// exactly what an in-order replay gives for its members.
+fn split_members(routes: &[(u32, usize)], parts: usize) -> Vec<&[(u32, usize)]> {
+    let mut chunks = Vec::with_capacity(parts);
+    let mut rest = routes;
+    for part in (1..=parts).rev() {
+        let mut cut = rest.len() / part;
+        while cut > 0 && cut < rest.len() && rest[cut].0 == rest[cut - 1].0 {
+            cut += 1;
+        }
+        let (head, tail) = rest.split_at(cut);
+        chunks.push(head);
+        rest = tail;
+    }
+    chunks
 }
 
 /// Threads worth using for `work` lines: all cores for large inputs, one for small.
