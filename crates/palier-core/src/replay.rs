@@ -56,48 +56,65 @@ struct ParsedLine {
 
 const NONE: u32 = u32::MAX;
 
-impl Replay {
-    /// Parses every non-blank line of a JSON Lines input on its own, on every core.
-    pub fn parse(programs: &[Program], input: &[u8]) -> Replay {
-        Replay::parse_with_threads(programs, input, threads_for(input.len() / 256))
+/// Parses a replay's input given in pieces (a file read in chunks), so that the
+/// whole input never needs to be in memory at once.
+pub struct ReplayParser<'p> {
+    programs: &'p [Program],
+    threads: usize,
+    lines: Vec<ParsedLine>,
+    /// Where each parsed line sits in the input: (byte offset, length).
+    spans: Vec<(u64, u32)>,
+    /// Lines seen so far (blank ones included) and bytes consumed.
+    line_count: usize,
+    offset: u64,
+}
+
+impl<'p> ReplayParser<'p> {
+    pub fn new(programs: &'p [Program], threads: usize) -> ReplayParser<'p> {
+        ReplayParser { programs, threads, lines: Vec::new(), spans: Vec::new(), line_count: 0, offset: 0 }
     }
 
-    /// [`Replay::parse`] on `threads` threads. The result does not depend on it.
-    pub fn parse_with_threads(programs: &[Program], input: &[u8], threads: usize) -> Replay {
-        let raw: Vec<(usize, &[u8])> = input
-            .split(|b| *b == b'\n')
-            .enumerate()
-            .filter(|(_, bytes)| !bytes.iter().all(u8::is_ascii_whitespace))
-            .map(|(index, bytes)| (index + 1, bytes))
-            .collect();
-        let parse_chunk = |chunk: &[(usize, &[u8])]| -> Vec<ParsedLine> {
-            chunk
-                .iter()
-                .map(|(number, bytes)| {
-                    let event = match std::str::from_utf8(bytes) {
-                        Ok(text) => parse_line(programs, text).map_err(|rejection| (rejection, sniff_id(text))),
-                        Err(_) => Err((Rejection::new(RejectCode::InvalidJson, "the line is not UTF-8"), None)),
-                    };
-                    ParsedLine { number: *number, event, repeat_of: NONE, body_class: 0 }
-                })
-                .collect()
-        };
-        let mut lines: Vec<ParsedLine> = Vec::new();
-        if threads <= 1 {
-            lines = parse_chunk(&raw);
-        } else {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build();
-            match pool {
-                Ok(pool) => pool.install(|| {
-                    raw.par_iter()
-                        .with_min_len(1024)
-                        .map(|one| parse_chunk(std::slice::from_ref(one)).remove(0))
-                        .collect_into_vec(&mut lines)
-                }),
-                Err(_) => lines = parse_chunk(&raw),
+    /// Parses the lines of `chunk`, the next piece of the input. A chunk must end at
+    /// the end of a line (or of the input).
+    pub fn push(&mut self, chunk: &[u8]) {
+        let mut raw: Vec<(usize, u64, &[u8])> = Vec::new();
+        let mut start = 0;
+        for piece in chunk.split_inclusive(|b| *b == b'\n') {
+            self.line_count += 1;
+            let bytes = piece.strip_suffix(b"\n").unwrap_or(piece);
+            if !bytes.iter().all(u8::is_ascii_whitespace) {
+                raw.push((self.line_count, self.offset + start as u64, bytes));
             }
+            start += piece.len();
         }
-        // Bodies of lines that share an id, compared while the text is at hand.
+        self.offset += chunk.len() as u64;
+        let programs = self.programs;
+        let parse_one = |(number, _, bytes): &(usize, u64, &[u8])| -> ParsedLine {
+            let event = match std::str::from_utf8(bytes) {
+                Ok(text) => parse_line(programs, text).map_err(|rejection| (rejection, sniff_id(text))),
+                Err(_) => Err((Rejection::new(RejectCode::InvalidJson, "the line is not UTF-8"), None)),
+            };
+            ParsedLine { number: *number, event, repeat_of: NONE, body_class: 0 }
+        };
+        let mut parsed: Vec<ParsedLine> = Vec::new();
+        let pool = (self.threads > 1 && raw.len() > 4096)
+            .then(|| rayon::ThreadPoolBuilder::new().num_threads(self.threads).build().ok())
+            .flatten();
+        match pool {
+            Some(pool) => {
+                pool.install(|| raw.par_iter().with_min_len(1024).map(parse_one).collect_into_vec(&mut parsed))
+            }
+            None => parsed = raw.iter().map(parse_one).collect(),
+        }
+        self.lines.append(&mut parsed);
+        self.spans.extend(raw.iter().map(|(_, offset, bytes)| (*offset, bytes.len() as u32)));
+    }
+
+    /// Settles which lines share an event id and whether their bodies are equal JSON
+    /// values (decisions D7). `body(offset, length)` gives back the bytes of a line
+    /// (it is asked only for lines whose id occurs more than once).
+    pub fn finish(self, mut body: impl FnMut(u64, usize) -> Option<Vec<u8>>) -> Replay {
+        let ReplayParser { mut lines, spans, .. } = self;
         let mut first: FxHashMap<&str, usize> = FxHashMap::default();
         first.reserve(lines.len());
         let mut repeats: Vec<(usize, usize)> = Vec::new();
@@ -116,9 +133,13 @@ impl Replay {
         let mut classes: Vec<(usize, u32)> = Vec::new();
         for group in repeats.chunk_by(|a, b| a.0 == b.0) {
             let positions: Vec<usize> = std::iter::once(group[0].0).chain(group.iter().map(|(_, p)| *p)).collect();
-            // `lines` and `raw` are aligned: one parsed line per raw line.
-            let bodies: Vec<Option<serde_json::Value>> =
-                positions.iter().map(|p| serde_json::from_slice(raw[*p].1).ok()).collect();
+            let bodies: Vec<Option<serde_json::Value>> = positions
+                .iter()
+                .map(|p| {
+                    let (offset, length) = spans[*p];
+                    body(offset, length as usize).and_then(|bytes| serde_json::from_slice(&bytes).ok())
+                })
+                .collect();
             for (index, position) in positions.iter().enumerate() {
                 let class = bodies[..index].iter().position(|b| *b == bodies[index]).unwrap_or(index);
                 classes.push((*position, class as u32));
@@ -132,6 +153,23 @@ impl Replay {
             lines[position].repeat_of = original as u32;
         }
         Replay { lines }
+    }
+}
+
+impl Replay {
+    /// Parses every non-blank line of a JSON Lines input on its own, on every core.
+    pub fn parse(programs: &[Program], input: &[u8]) -> Replay {
+        Replay::parse_with_threads(programs, input, threads_for(input.len() / 256))
+    }
+
+    /// [`Replay::parse`] on `threads` threads. The result does not depend on it.
+    pub fn parse_with_threads(programs: &[Program], input: &[u8], threads: usize) -> Replay {
+        let mut parser = ReplayParser::new(programs, threads);
+        parser.push(input);
+        parser.finish(|offset, length| {
+            let start = usize::try_from(offset).ok()?;
+            input.get(start..start + length).map(<[u8]>::to_vec)
+        })
     }
 
     /// The latest `at` of the readable events: the default `--as-of`.

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use jiff::Timestamp;
-use palier_core::{Program, replay::Replay};
+use palier_core::Program;
+use palier_core::replay::{Replay, ReplayParser};
 
 /// mimalloc: replay allocates millions of small objects on several threads; the
 /// system allocator's locks cost more than the parsing itself.
@@ -85,26 +86,25 @@ fn run_replay(program_paths: &[PathBuf], events: &str, as_of: Option<&str>) -> R
         }
     }
     let as_of = as_of.map(parse_instant).transpose()?;
-    let mut input = Vec::new();
-    if events == "-" {
-        io::stdin().lock().read_to_end(&mut input).map_err(|e| format!("--events: cannot read standard input: {e}"))?;
-    } else {
-        input = std::fs::read(events).map_err(|e| format!("--events: cannot read {events}: {e}"))?;
-    }
     let timings = std::env::var_os("PALIER_TIMINGS").is_some();
     let started = std::time::Instant::now();
     // PALIER_THREADS=N pins the number of threads (the output never depends on it).
     let threads = std::env::var("PALIER_THREADS").ok().and_then(|t| t.parse::<usize>().ok());
-    let parsed = match threads {
-        Some(threads) => Replay::parse_with_threads(&programs, &input, threads),
-        None => Replay::parse(&programs, &input),
+    let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let parsed = if events == "-" {
+        let mut input = Vec::new();
+        io::stdin().lock().read_to_end(&mut input).map_err(|e| format!("--events: cannot read standard input: {e}"))?;
+        Replay::parse_with_threads(&programs, &input, threads)
+    } else {
+        parse_file(&programs, events, threads).map_err(|e| format!("--events: cannot read {events}: {e}"))?
     };
-    drop(input);
     let parsed_at = started.elapsed();
-    let output = match threads {
-        Some(threads) => parsed.run_with_threads(&programs, as_of, threads),
-        None => parsed.run(&programs, as_of),
-    };
+    if timings {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let memory: Vec<&str> = status.lines().filter(|l| l.starts_with("VmRSS") || l.starts_with("VmHWM")).collect();
+        eprintln!("after parse: {}", memory.join(", "));
+    }
+    let output = parsed.run_with_threads(&programs, as_of, threads);
     if timings {
         eprintln!("timings: parse {:?}, run {:?}", parsed_at, started.elapsed() - parsed_at);
     }
@@ -123,6 +123,40 @@ fn run_replay(program_paths: &[PathBuf], events: &str, as_of: Option<&str>) -> R
     }
     let _ = err.flush();
     Ok(if output.rejections.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_REJECTED) })
+}
+
+/// Reads an events file in chunks, parsing each as it comes: the file is never
+/// whole in memory. Lines whose id repeats are read again to compare their bodies.
+fn parse_file(programs: &[Program], path: &str, threads: usize) -> io::Result<Replay> {
+    use std::os::unix::fs::FileExt;
+    const CHUNK_BYTES: usize = 8 << 20;
+    let mut file = std::fs::File::open(path)?;
+    let mut parser = ReplayParser::new(programs, threads);
+    let mut buffer = vec![0_u8; CHUNK_BYTES];
+    let mut filled = 0;
+    loop {
+        if filled == buffer.len() {
+            // A line longer than the buffer: grow it.
+            buffer.resize(buffer.len() * 2, 0);
+        }
+        let read = file.read(&mut buffer[filled..])?;
+        filled += read;
+        let end =
+            if read == 0 { filled } else { buffer[..filled].iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1) };
+        if end > 0 {
+            parser.push(&buffer[..end]);
+            buffer.copy_within(end..filled, 0);
+            filled -= end;
+        }
+        if read == 0 {
+            break;
+        }
+    }
+    drop(buffer);
+    Ok(parser.finish(|offset, length| {
+        let mut bytes = vec![0_u8; length];
+        file.read_exact_at(&mut bytes, offset).ok().map(|_| bytes)
+    }))
 }
 
 fn run_check(program_path: &PathBuf) -> Result<ExitCode, String> {
