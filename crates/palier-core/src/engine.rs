@@ -5,7 +5,7 @@ use rustc_hash::FxHashMap;
 
 use crate::document::MemberDocument;
 use crate::event::{Event, EventBody, Id, RejectCode, Rejection};
-use crate::member::Member;
+use crate::member::{Member, unknown_order};
 use crate::program::Program;
 
 /// The members of one program, fed events in order of `at`.
@@ -62,13 +62,9 @@ impl<'p> Engine<'p> {
                 self.members.push(Member::register(program, registration, at));
                 Ok(())
             }
-            EventBody::MemberUpdated { member, country, birth_date } => {
-                let member = self.member_at(member, at)?;
-                member.update(program, country.as_deref(), *birth_date, at)
-            }
-            EventBody::MemberStatus { member, change } => {
-                let member = self.member_at(member, at)?;
-                member.change_status(program, *change, at)
+            EventBody::MemberUpdated { member, .. } | EventBody::MemberStatus { member, .. } => {
+                let index = self.member_index(member)?;
+                self.members[index].apply_event(program, event, None)
             }
             EventBody::OrderPlaced(order) => {
                 let index = self.member_index(&order.member)?;
@@ -79,22 +75,15 @@ impl<'p> Engine<'p> {
                     ));
                 }
                 let member = &mut self.members[index];
-                member.advance(program, at, false);
-                let order_index = member.place_order(program, order, at)?;
-                self.by_order.insert(order.order.clone(), (index, order_index));
+                member.apply_event(program, event, None)?;
+                self.by_order.insert(order.order.clone(), (index, member.orders.len() - 1));
                 Ok(())
             }
-            EventBody::OrderDelivered { order } => {
-                let (member, index) = self.order_at(order, at)?;
-                member.deliver(program, index, at)
-            }
-            EventBody::OrderReturned { order, lines } => {
-                let (member, index) = self.order_at(order, at)?;
-                member.remove_units(program, index, Some(lines), at)
-            }
-            EventBody::OrderCancelled { order, lines } => {
-                let (member, index) = self.order_at(order, at)?;
-                member.remove_units(program, index, lines.as_deref(), at)
+            EventBody::OrderDelivered { order }
+            | EventBody::OrderReturned { order, .. }
+            | EventBody::OrderCancelled { order, .. } => {
+                let (member, order) = self.by_order.get(order).copied().ok_or_else(|| unknown_order(order))?;
+                self.members[member].apply_event(program, event, Some(order))
             }
         }
     }
@@ -104,24 +93,6 @@ impl<'p> Engine<'p> {
             .get(id)
             .copied()
             .ok_or_else(|| Rejection::new(RejectCode::UnknownMember, format!("member: {id:?} is not registered")))
-    }
-
-    fn member_at(&mut self, id: &str, at: Timestamp) -> Result<&mut Member, Rejection> {
-        let index = self.member_index(id)?;
-        let member = &mut self.members[index];
-        member.advance(self.program, at, false);
-        Ok(member)
-    }
-
-    fn order_at(&mut self, id: &str, at: Timestamp) -> Result<(&mut Member, usize), Rejection> {
-        let (member, order) = self
-            .by_order
-            .get(id)
-            .copied()
-            .ok_or_else(|| Rejection::new(RejectCode::UnknownOrder, format!("order: {id:?} was never placed")))?;
-        let member = &mut self.members[member];
-        member.advance(self.program, at, false);
-        Ok((member, order))
     }
 
     /// Applies every time rule due at or before `as_of`, for every member.

@@ -98,6 +98,7 @@ reject_codes! {
     PointsOverCap => "points_over_cap",
     PointsOverBalance => "points_over_balance",
     Overflow => "overflow",
+    LateConflict => "late_conflict",
 }
 
 /// A validated event.

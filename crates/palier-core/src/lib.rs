@@ -10,6 +10,7 @@ pub mod calendar;
 pub mod document;
 pub mod engine;
 pub mod event;
+pub mod history;
 pub mod member;
 pub mod money;
 pub mod program;

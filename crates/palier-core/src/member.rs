@@ -12,7 +12,9 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 
 use crate::calendar::Calendar;
-use crate::event::{Id, LineQuantity, Order, PaymentMethod, Registration, RejectCode, Rejection, StatusChange};
+use crate::event::{
+    Event, EventBody, Id, LineQuantity, Order, PaymentMethod, Registration, RejectCode, Rejection, StatusChange,
+};
 use crate::money::{Currency, Minor};
 use crate::program::{Program, Qualification};
 use crate::split::{partial_share, split_pro_rata};
@@ -142,6 +144,11 @@ fn reject(code: RejectCode, message: impl Into<String>) -> Rejection {
     Rejection::new(code, message)
 }
 
+/// The rejection of an event naming an order never placed (before it).
+pub fn unknown_order(id: &str) -> Rejection {
+    reject(RejectCode::UnknownOrder, format!("order: {id:?} was never placed"))
+}
+
 impl Member {
     // ---- joining ------------------------------------------------------------------
 
@@ -223,6 +230,53 @@ impl Member {
     }
 
     // ---- member events ------------------------------------------------------------
+
+    /// Applies one of this member's events (anything but its registration) at the
+    /// event's `at`, after the time rules due before it. `order` is the index of the
+    /// order the event names, when the caller knows it; else it is looked up among the
+    /// member's orders. A rejected event changes nothing.
+    pub fn apply_event(&mut self, program: &Program, event: &Event, order: Option<usize>) -> Result<(), Rejection> {
+        let at = event.at;
+        self.advance(program, at, false);
+        let order_index =
+            |member: &Member, id: &str| order.or_else(|| member.order_position(id)).ok_or_else(|| unknown_order(id));
+        match &event.body {
+            EventBody::MemberRegistered(registration) => {
+                let code = if self.wiped { RejectCode::MemberClosed } else { RejectCode::MemberExists };
+                Err(reject(code, format!("member: {:?} is already registered", registration.member)))
+            }
+            EventBody::MemberUpdated { country, birth_date, .. } => {
+                self.update(program, country.as_deref(), *birth_date, at)
+            }
+            EventBody::MemberStatus { change, .. } => self.change_status(program, *change, at),
+            EventBody::OrderPlaced(placed) => {
+                if self.order_position(&placed.order).is_some() {
+                    return Err(reject(
+                        RejectCode::OrderExists,
+                        format!("order: {:?} was already placed", placed.order),
+                    ));
+                }
+                self.place_order(program, placed, at).map(|_| ())
+            }
+            EventBody::OrderDelivered { order: id } => {
+                let index = order_index(self, id)?;
+                self.deliver(program, index, at)
+            }
+            EventBody::OrderReturned { order: id, lines } => {
+                let index = order_index(self, id)?;
+                self.remove_units(program, index, Some(lines), at)
+            }
+            EventBody::OrderCancelled { order: id, lines } => {
+                let index = order_index(self, id)?;
+                self.remove_units(program, index, lines.as_deref(), at)
+            }
+        }
+    }
+
+    /// The index of one of the member's orders.
+    pub fn order_position(&self, id: &str) -> Option<usize> {
+        self.orders.iter().rposition(|o| o.order == id)
+    }
 
     /// `member.updated`: country and birth date (decisions D11).
     pub fn update(

@@ -41,6 +41,73 @@ enum Command {
         /// The program file (TOML).
         program: PathBuf,
     },
+    /// Runs the HTTP service.
+    Serve {
+        /// A program file, or a directory of them; repeatable.
+        #[arg(long, required = true)]
+        program: Vec<PathBuf>,
+        /// The address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080", env = "PALIER_LISTEN")]
+        listen: std::net::SocketAddr,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Freeze the service's clock at this instant (RFC 3339), for tests and demos.
+        #[arg(long)]
+        clock: Option<String>,
+    },
+    /// Imports an events file into the store, in batches; re-running it skips what is in.
+    Import {
+        /// A program file, or a directory of them; repeatable.
+        #[arg(long, required = true)]
+        program: Vec<PathBuf>,
+        /// The events, JSON Lines.
+        #[arg(long)]
+        events: PathBuf,
+        /// Events per batch (one transaction each).
+        #[arg(long, default_value_t = 5000)]
+        batch: usize,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Manages API keys.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(clap::Args)]
+struct StoreArgs {
+    /// The embedded SQLite file (created on first start).
+    #[arg(long, default_value = "palier.db", env = "PALIER_DATA", global = true)]
+    data: PathBuf,
+    /// A PostgreSQL database instead of SQLite: postgres://…
+    #[arg(long, env = "PALIER_DATABASE", global = true)]
+    database: Option<String>,
+}
+
+impl StoreArgs {
+    fn location(&self) -> String {
+        self.database.clone().unwrap_or_else(|| self.data.display().to_string())
+    }
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Creates a key and prints its secret once.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// events:write, members:read or admin; repeatable.
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+    },
+    /// Lists the keys (never their secrets).
+    List,
+    /// Revokes a key by id.
+    Revoke { id: String },
 }
 
 /// Exit statuses of contract.md: 0 fine, 3 some event rejected, 2 unusable input.
@@ -58,6 +125,15 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Replay { program, events, as_of } => run_replay(&program, &events, as_of.as_deref()),
         Command::Check { program } => run_check(&program),
+        Command::Serve { program, listen, store, clock } => {
+            runtime().and_then(|rt| rt.block_on(service::serve(&program, listen, &store.location(), clock.as_deref())))
+        }
+        Command::Import { program, events, batch, store } => {
+            runtime().and_then(|rt| rt.block_on(service::import(&program, &events, batch, &store.location())))
+        }
+        Command::Keys { action, store } => {
+            runtime().and_then(|rt| rt.block_on(service::keys(action, &store.location())))
+        }
     };
     match result {
         Ok(code) => code,
@@ -67,6 +143,15 @@ fn main() -> ExitCode {
         }
     }
 }
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))
+}
+
+mod service;
 
 fn load_program(path: &PathBuf) -> Result<Program, String> {
     let text =

@@ -1,0 +1,207 @@
+//! One member's accepted events, kept in order of `at`, with checkpoints: what a
+//! service needs to take an event that arrives late.
+//!
+//! A late event is applied at its own time: the member's state is recomputed from
+//! the last checkpoint before that instant, never from the beginning of everything,
+//! so its cost depends on this member's history only. It is accepted only if every
+//! event accepted before keeps applying cleanly after it; otherwise it is refused and
+//! nothing changes. The state is therefore always exactly the in-order fold of the
+//! accepted events, what `palier replay` computes from them.
+
+use jiff::Timestamp;
+
+use crate::document::MemberDocument;
+use crate::event::{Event, EventBody, RejectCode, Rejection};
+use crate::member::Member;
+use crate::program::Program;
+
+/// A checkpoint every this many events.
+const CHECKPOINT_EVERY: usize = 32;
+
+#[derive(Clone, Debug)]
+struct Logged {
+    /// Arrival order: ties at one instant keep it.
+    seq: u64,
+    event: Event,
+}
+
+impl Logged {
+    fn key(&self) -> (Timestamp, u64) {
+        (self.event.at, self.seq)
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Checkpoint {
+    /// The state after the first `applied` events.
+    applied: usize,
+    state: Member,
+}
+
+/// One member's accepted events and state.
+#[derive(Clone, Debug, Default)]
+pub struct MemberHistory {
+    events: Vec<Logged>,
+    checkpoints: Vec<Checkpoint>,
+    /// The state after every event (advanced to the last one's instant).
+    state: Option<Member>,
+}
+
+/// What [`MemberHistory::add`] did with an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Added {
+    /// Applied after every earlier event.
+    InOrder,
+    /// Applied at its own time, before `later` events already accepted.
+    Late { later: usize },
+}
+
+fn apply(program: &Program, state: &mut Option<Member>, event: &Event) -> Result<(), Rejection> {
+    match (state.as_mut(), &event.body) {
+        (Some(member), _) => member.apply_event(program, event, None),
+        (None, EventBody::MemberRegistered(registration)) => {
+            *state = Some(Member::register(program, registration, event.at));
+            Ok(())
+        }
+        (None, body) => Err(Rejection::new(
+            RejectCode::UnknownMember,
+            format!("member: {:?} is not registered", body.member().unwrap_or_default()),
+        )),
+    }
+}
+
+impl MemberHistory {
+    pub fn new() -> MemberHistory {
+        MemberHistory::default()
+    }
+
+    /// The member after every accepted event (`None` before registration).
+    pub fn member(&self) -> Option<&Member> {
+        self.state.as_ref()
+    }
+
+    /// The accepted events, in order of `at` then arrival.
+    pub fn events(&self) -> impl Iterator<Item = &Event> {
+        self.events.iter().map(|l| &l.event)
+    }
+
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// The instant of the latest accepted event.
+    pub fn latest(&self) -> Option<Timestamp> {
+        self.events.last().map(|l| l.event.at)
+    }
+
+    /// Takes an event (arrival number `seq`, increasing) at its own time, or refuses
+    /// it with a reason; a refused event changes nothing.
+    pub fn add(&mut self, program: &Program, event: Event, seq: u64) -> Result<Added, Rejection> {
+        let key = (event.at, seq);
+        let position = self.events.partition_point(|l| l.key() <= key);
+        if position == self.events.len() {
+            let mut state = self.state.take();
+            // A rejected event changes nothing: `apply` mutates only on success.
+            match apply(program, &mut state, &event) {
+                Ok(()) => {
+                    self.state = state;
+                    self.events.push(Logged { seq, event });
+                    self.checkpoint_if_due();
+                    Ok(Added::InOrder)
+                }
+                Err(rejection) => {
+                    self.state = state;
+                    Err(rejection)
+                }
+            }
+        } else {
+            self.add_late(program, Logged { seq, event }, position)
+        }
+    }
+
+    fn checkpoint_if_due(&mut self) {
+        let applied = self.events.len();
+        if applied.is_multiple_of(CHECKPOINT_EVERY)
+            && let Some(state) = &self.state
+        {
+            self.checkpoints.push(Checkpoint { applied, state: state.clone() });
+        }
+    }
+
+    /// The last checkpoint covering at most the first `events` events.
+    fn checkpoint_before(&self, events: usize) -> Option<&Checkpoint> {
+        let index = self.checkpoints.partition_point(|c| c.applied <= events);
+        index.checked_sub(1).map(|i| &self.checkpoints[i])
+    }
+
+    fn add_late(&mut self, program: &Program, logged: Logged, position: usize) -> Result<Added, Rejection> {
+        let (start, mut state) = match self.checkpoint_before(position) {
+            Some(checkpoint) => (checkpoint.applied, Some(checkpoint.state.clone())),
+            None => (0, None),
+        };
+        let mut checkpoints = Vec::new();
+        for logged in &self.events[start..position] {
+            // These applied cleanly before, from the same state: they still do.
+            apply(program, &mut state, &logged.event)?;
+        }
+        apply(program, &mut state, &logged.event)?;
+        for (offset, later) in self.events[position..].iter().enumerate() {
+            if let Err(rejection) = apply(program, &mut state, &later.event) {
+                return Err(Rejection::new(
+                    RejectCode::LateConflict,
+                    format!(
+                        "applied at its time, it would make the later event {:?} fail ({})",
+                        later.event.id, rejection
+                    ),
+                ));
+            }
+            let applied = position + 1 + offset + 1;
+            if applied.is_multiple_of(CHECKPOINT_EVERY)
+                && let Some(state) = &state
+            {
+                checkpoints.push(Checkpoint { applied, state: state.clone() });
+            }
+        }
+        let later = self.events.len() - position;
+        self.events.insert(position, logged);
+        self.state = state;
+        // Checkpoints at or before the insertion stay; those after it are rebuilt.
+        let keep = self.checkpoints.partition_point(|c| c.applied <= position);
+        self.checkpoints.truncate(keep);
+        self.checkpoints.extend(checkpoints);
+        Ok(Added::Late { later })
+    }
+
+    /// The member's document at `as_of`, from the events at or before it (`None`
+    /// if the member was not registered then).
+    pub fn document(&self, program: &Program, as_of: Timestamp) -> Option<MemberDocument> {
+        self.member_at(program, as_of).map(|member| member.document(program, as_of))
+    }
+
+    /// The member's state at `as_of`: the events at or before it, then every time
+    /// rule due at or before it.
+    pub fn member_at(&self, program: &Program, as_of: Timestamp) -> Option<Member> {
+        let count = self.events.partition_point(|l| l.event.at <= as_of);
+        let mut state = if count == self.events.len() {
+            self.state.clone()
+        } else {
+            let (start, mut state) = match self.checkpoint_before(count) {
+                Some(checkpoint) => (checkpoint.applied, Some(checkpoint.state.clone())),
+                None => (0, None),
+            };
+            for logged in &self.events[start..count] {
+                // Accepted events apply cleanly in order: an error here cannot happen.
+                let _ = apply(program, &mut state, &logged.event);
+            }
+            state
+        };
+        if let Some(member) = state.as_mut() {
+            member.advance(program, as_of, true);
+        }
+        state
+    }
+}

@@ -1,0 +1,183 @@
+//! The live state: every program's members, in memory, always equal to the in-order
+//! fold of the accepted events in the store (what `palier replay` computes from
+//! them). Only the ingest writer changes it; readers take a shard's read lock.
+
+use std::sync::{Arc, RwLock};
+
+use jiff::Timestamp;
+use palier_core::event::{Event, EventBody, Id, RejectCode, Rejection};
+use palier_core::history::MemberHistory;
+use palier_core::{MemberDocument, Program};
+use rustc_hash::{FxHashMap, FxHasher};
+
+const SHARDS: usize = 64;
+
+/// One program's members, sharded by member id.
+pub struct LiveProgram {
+    pub program: Arc<Program>,
+    shards: Vec<RwLock<FxHashMap<Id, MemberHistory>>>,
+    /// order id → member id, for events that name only their order.
+    orders: RwLock<FxHashMap<Id, Id>>,
+}
+
+fn shard_of(member: &str) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = FxHasher::default();
+    member.hash(&mut hasher);
+    (hasher.finish() as usize) % SHARDS
+}
+
+/// A poisoned lock means a writer panicked mid-change; the data itself is a plain
+/// map that every change leaves consistent, so reading on is safe.
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl LiveProgram {
+    pub fn new(program: Arc<Program>) -> LiveProgram {
+        LiveProgram {
+            program,
+            shards: (0..SHARDS).map(|_| RwLock::new(FxHashMap::default())).collect(),
+            orders: RwLock::new(FxHashMap::default()),
+        }
+    }
+
+    /// The member an event belongs to, or why none does.
+    pub fn member_of(&self, event: &Event) -> Result<Id, Rejection> {
+        if let Some(member) = event.body.member() {
+            return Ok(Id::from(member));
+        }
+        let order = event.body.order().unwrap_or_default();
+        read(&self.orders)
+            .get(order)
+            .cloned()
+            .ok_or_else(|| Rejection::new(RejectCode::UnknownOrder, format!("order: {order:?} was never placed")))
+    }
+
+    /// Applies an event at its own time (arrival number `seq`). Refused events
+    /// change nothing.
+    pub fn apply(&self, event: Event, seq: u64) -> Result<(), Rejection> {
+        let member = self.member_of(&event)?;
+        if let EventBody::OrderPlaced(order) = &event.body
+            && let Some(owner) = read(&self.orders).get(&order.order)
+            && *owner != member
+        {
+            return Err(Rejection::new(
+                RejectCode::OrderExists,
+                format!("order: {:?} was already placed", order.order),
+            ));
+        }
+        let placed = match &event.body {
+            EventBody::OrderPlaced(order) => Some(order.order.clone()),
+            _ => None,
+        };
+        let mut shard = write(&self.shards[shard_of(&member)]);
+        let result = match shard.get_mut(&member) {
+            Some(history) => history.add(&self.program, event, seq).map(|_| ()),
+            None => {
+                let mut history = MemberHistory::new();
+                let result = history.add(&self.program, event, seq).map(|_| ());
+                if result.is_ok() {
+                    shard.insert(member.clone(), history);
+                }
+                result
+            }
+        };
+        drop(shard);
+        if result.is_ok()
+            && let Some(order) = placed
+        {
+            write(&self.orders).insert(order, member);
+        }
+        result
+    }
+
+    /// A member's document at `as_of` (`None`: unknown, or not registered then).
+    pub fn document(&self, member: &str, as_of: Timestamp) -> Option<MemberDocument> {
+        read(&self.shards[shard_of(member)]).get(member).and_then(|h| h.document(&self.program, as_of))
+    }
+
+    pub fn contains(&self, member: &str) -> bool {
+        read(&self.shards[shard_of(member)]).contains_key(member)
+    }
+
+    /// A member's accepted events, in order of `at`.
+    pub fn events_of(&self, member: &str) -> Option<Vec<Event>> {
+        read(&self.shards[shard_of(member)]).get(member).map(|h| h.events().cloned().collect())
+    }
+
+    /// Every member id, sorted.
+    pub fn member_ids(&self) -> Vec<Id> {
+        let mut ids: Vec<Id> = self.shards.iter().flat_map(|s| read(s).keys().cloned().collect::<Vec<_>>()).collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    pub fn member_count(&self) -> usize {
+        self.shards.iter().map(|s| read(s).len()).sum()
+    }
+}
+
+/// Every loaded program's live state, and the ids already taken.
+pub struct Live {
+    pub programs: Vec<LiveProgram>,
+    /// event id → SHA-256 of its canonical body, for idempotency.
+    ids: RwLock<FxHashMap<Id, [u8; 32]>>,
+}
+
+/// What became of one event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    Accepted,
+    /// The same id and body were accepted before.
+    Duplicate,
+    Rejected(Rejection),
+}
+
+impl Live {
+    pub fn new(programs: &[Arc<Program>]) -> Live {
+        Live {
+            programs: programs.iter().cloned().map(LiveProgram::new).collect(),
+            ids: RwLock::new(FxHashMap::default()),
+        }
+    }
+
+    pub fn program_index(&self, id: &str) -> Option<usize> {
+        self.programs.iter().position(|p| p.program.id == id)
+    }
+
+    /// Idempotency, then the event at its own time. Only the ingest writer calls it.
+    pub fn decide(&self, program: usize, event: Event, body_sha256: [u8; 32], seq: u64) -> Decision {
+        if let Some(known) = read(&self.ids).get(&event.id) {
+            return if *known == body_sha256 {
+                Decision::Duplicate
+            } else {
+                Decision::Rejected(Rejection::new(
+                    RejectCode::DuplicateConflict,
+                    format!("id: {:?} was accepted before with another body", event.id),
+                ))
+            };
+        }
+        let id = event.id.clone();
+        match self.programs[program].apply(event, seq) {
+            Ok(()) => {
+                write(&self.ids).insert(id, body_sha256);
+                Decision::Accepted
+            }
+            Err(rejection) => Decision::Rejected(rejection),
+        }
+    }
+
+    /// The body hash of an accepted event id.
+    pub fn known(&self, id: &str) -> Option<[u8; 32]> {
+        read(&self.ids).get(id).copied()
+    }
+
+    pub fn event_count(&self) -> usize {
+        read(&self.ids).len()
+    }
+}

@@ -1,0 +1,258 @@
+//! The PostgreSQL backend.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use crate::{
+    AppendOutcome, EVENT_COLUMNS, KEY_COLUMNS, KeyRecord, NewEvent, NewKey, StoreError, StoredEvent, decode_event,
+    decode_key, redact, sha256,
+};
+
+pub(crate) const KIND: &str = "postgres";
+
+static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
+
+const MAX_CONNECTIONS: u32 = 10;
+/// An append that loses a deadlock or a serialization conflict is run again, this many
+/// times at most. Appends insert in one global order of id and so never deadlock each
+/// other; this is for anything else that writes the table (a trigger, an operator).
+const APPEND_ATTEMPTS: u32 = 1;
+
+#[derive(Debug, Clone)]
+pub(crate) struct PgStore {
+    pool: PgPool,
+}
+
+fn q(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError + Copy {
+    StoreError::query(KIND, what)
+}
+
+impl PgStore {
+    pub(crate) async fn open(url: &str) -> Result<PgStore, StoreError> {
+        let open_failed = |source| StoreError::Open { backend: KIND, location: redact(url), source };
+        let options = PgConnectOptions::from_str(url).map_err(open_failed)?.application_name("palier");
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await
+            .map_err(open_failed)?;
+        // The migrator holds an advisory lock, so stores opening at once migrate once.
+        MIGRATOR.run(&pool).await.map_err(|source| StoreError::Migrate { backend: KIND, source })?;
+        Ok(PgStore { pool })
+    }
+
+    pub(crate) async fn append(&self, events: &[NewEvent]) -> Result<Vec<AppendOutcome>, StoreError> {
+        let mut attempt = 1;
+        loop {
+            match self.append_once(events).await {
+                Err(StoreError::Query { source: sqlx::Error::Database(e), .. })
+                    if attempt < APPEND_ATTEMPTS && matches!(e.code().as_deref(), Some("40P01" | "40001")) =>
+                {
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// One transaction: a single multi-row `INSERT … ON CONFLICT (id) DO NOTHING RETURNING`
+    /// of the batch's first occurrence of each id, then one `SELECT` for the ids that were
+    /// already stored.
+    ///
+    /// Two transactions inserting the same ids wait on each other's uncommitted rows; if
+    /// each inserted them in its own batch order they could deadlock. So rows are inserted
+    /// in byte order of id (a single global order: no wait cycle among appends), while
+    /// their `seq`s, drawn from the sequence beforehand in ascending order, are handed out
+    /// in batch order. An id already stored leaves its drawn `seq` unused (a gap, as a
+    /// rolled-back transaction leaves too).
+    async fn append_once(&self, events: &[NewEvent]) -> Result<Vec<AppendOutcome>, StoreError> {
+        // The first occurrence of each id is the one offered for insertion; a later one
+        // in the same batch is answered like an event stored before.
+        let mut first: HashMap<&str, usize> = HashMap::with_capacity(events.len());
+        let mut offered: Vec<&NewEvent> = Vec::with_capacity(events.len());
+        for (i, event) in events.iter().enumerate() {
+            first.entry(event.id.as_str()).or_insert_with(|| {
+                offered.push(event);
+                i
+            });
+        }
+
+        let mut tx = self.pool.begin().await.map_err(q("beginning an append"))?;
+        let inserted: Vec<(String, i64)> = sqlx::query_as(
+            "WITH drawn AS MATERIALIZED ( \
+                 SELECT nextval(pg_get_serial_sequence('events', 'seq')) AS seq \
+                 FROM generate_series(1, cardinality($1::text[])) \
+             ), numbered AS ( \
+                 SELECT seq, row_number() OVER (ORDER BY seq) AS position FROM drawn \
+             ) \
+             INSERT INTO events \
+             (seq, id, program, member, order_id, at_unix_nanos, body, body_sha256, received_unix_nanos) \
+             SELECT numbered.seq, batch.id, batch.program, batch.member, batch.order_id, batch.at_unix_nanos, \
+                    batch.body, batch.body_sha256, batch.received_unix_nanos \
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::text[], $7::bytea[], \
+                         $8::int8[]) \
+                  WITH ORDINALITY AS batch (id, program, member, order_id, at_unix_nanos, body, body_sha256, \
+                                            received_unix_nanos, position) \
+             JOIN numbered ON numbered.position = batch.position \
+             ORDER BY batch.id COLLATE \"C\" \
+             ON CONFLICT (id) DO NOTHING RETURNING id, seq",
+        )
+        .bind(offered.iter().map(|e| e.id.as_str()).collect::<Vec<_>>())
+        .bind(offered.iter().map(|e| e.program.as_str()).collect::<Vec<_>>())
+        .bind(offered.iter().map(|e| e.member.as_str()).collect::<Vec<_>>())
+        .bind(offered.iter().map(|e| e.order.as_deref()).collect::<Vec<_>>())
+        .bind(offered.iter().map(|e| e.at_unix_nanos).collect::<Vec<_>>())
+        .bind(offered.iter().map(|e| e.body.as_str()).collect::<Vec<_>>())
+        .bind(offered.iter().map(|e| e.body_sha256.as_slice()).collect::<Vec<_>>())
+        .bind(offered.iter().map(|e| e.received_unix_nanos).collect::<Vec<_>>())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(q("appending events"))?;
+
+        let appended: HashMap<String, i64> = inserted.into_iter().collect();
+        let missing: Vec<&str> =
+            offered.iter().map(|e| e.id.as_str()).filter(|id| !appended.contains_key(*id)).collect();
+        let mut existing: HashMap<String, (i64, [u8; 32])> = HashMap::with_capacity(missing.len());
+        if !missing.is_empty() {
+            let rows: Vec<(String, i64, Vec<u8>)> =
+                sqlx::query_as("SELECT id, seq, body_sha256 FROM events WHERE id = ANY($1)")
+                    .bind(&missing)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(q("reading existing events"))?;
+            for (id, seq, hash) in rows {
+                let hash = sha256(KIND, "events.body_sha256", &id, hash)?;
+                existing.insert(id, (seq, hash));
+            }
+        }
+
+        let outcomes = events
+            .iter()
+            .enumerate()
+            .map(|(i, event)| {
+                let id = event.id.as_str();
+                if let Some(&seq) = appended.get(id) {
+                    return Ok(match first.get(id) {
+                        // A repeat of an id first seen, and inserted, earlier in this batch.
+                        Some(&f) if f != i => AppendOutcome::Existing { seq, body_sha256: events[f].body_sha256 },
+                        _ => AppendOutcome::Appended { seq },
+                    });
+                }
+                match existing.get(id) {
+                    Some(&(seq, body_sha256)) => Ok(AppendOutcome::Existing { seq, body_sha256 }),
+                    None => Err(StoreError::Corrupt {
+                        backend: KIND,
+                        what: format!("event {id:?} was neither inserted nor found"),
+                    }),
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+
+        tx.commit().await.map_err(q("committing an append"))?;
+        Ok(outcomes)
+    }
+
+    pub(crate) async fn for_each_event(&self, page: i64, mut each: impl FnMut(StoredEvent)) -> Result<u64, StoreError> {
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq > $1 ORDER BY seq LIMIT $2");
+        let mut after = 0_i64;
+        let mut count = 0_u64;
+        loop {
+            let rows = sqlx::query(&sql)
+                .bind(after)
+                .bind(page)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(q("reading a page of events"))?;
+            let full = i64::try_from(rows.len()).is_ok_and(|n| n == page);
+            for row in &rows {
+                let event = decode_event(KIND, row)?;
+                after = event.seq;
+                count += 1;
+                each(event);
+            }
+            if !full {
+                return Ok(count);
+            }
+        }
+    }
+
+    pub(crate) async fn event(&self, id: &str) -> Result<Option<StoredEvent>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(q("reading an event"))?;
+        row.as_ref().map(|row| decode_event(KIND, row)).transpose()
+    }
+
+    pub(crate) async fn member_events(&self, program: &str, member: &str) -> Result<Vec<StoredEvent>, StoreError> {
+        sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE program = $1 AND member = $2 ORDER BY seq"))
+            .bind(program)
+            .bind(member)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("reading a member's events"))?
+            .iter()
+            .map(|row| decode_event(KIND, row))
+            .collect()
+    }
+
+    pub(crate) async fn event_count(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(&self.pool).await.map_err(q("counting events"))
+    }
+
+    pub(crate) async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(q("ping"))?;
+        Ok(())
+    }
+
+    pub(crate) async fn insert_key(&self, key: &NewKey, scopes: &str) -> Result<(), StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO api_keys (id, name, secret_sha256, scopes, created_unix_seconds) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&key.id)
+        .bind(&key.name)
+        .bind(key.secret_sha256.as_slice())
+        .bind(scopes)
+        .bind(key.created_unix_seconds)
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(StoreError::KeyExists { id: key.id.clone() })
+            }
+            Err(e) => Err(q("storing an API key")(e)),
+        }
+    }
+
+    pub(crate) async fn keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_unix_seconds DESC, id DESC"))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("listing API keys"))?
+            .iter()
+            .map(|row| decode_key(KIND, row))
+            .collect()
+    }
+
+    pub(crate) async fn revoke_key(&self, key_id: &str, at_unix_seconds: i64) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE api_keys SET revoked_unix_seconds = $1 WHERE id = $2 AND revoked_unix_seconds IS NULL")
+                .bind(at_unix_seconds)
+                .bind(key_id)
+                .execute(&self.pool)
+                .await
+                .map_err(q("revoking an API key"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(crate) async fn close(&self) {
+        self.pool.close().await;
+    }
+}
