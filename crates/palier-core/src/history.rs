@@ -12,7 +12,7 @@ use jiff::Timestamp;
 
 use crate::document::MemberDocument;
 use crate::event::{Event, EventBody, RejectCode, Rejection};
-use crate::member::Member;
+use crate::member::{Happening, Member};
 use crate::program::Program;
 
 /// A checkpoint every this many events.
@@ -174,6 +174,28 @@ impl MemberHistory {
         self.checkpoints.truncate(keep);
         self.checkpoints.extend(checkpoints);
         Ok(Added::Late { later })
+    }
+
+    /// The member's timeline up to `as_of`: every rule applied to them, in order,
+    /// recomputed from their events.
+    pub fn timeline(&self, program: &Program, as_of: Timestamp) -> Vec<Happening> {
+        let mut state: Option<Member> = None;
+        for logged in self.events.iter().take_while(|l| l.event.at <= as_of) {
+            let fresh = state.is_none();
+            let _ = apply(program, &mut state, &logged.event);
+            if fresh && let Some(member) = state.take() {
+                let mut member = member.with_journal();
+                member.note_joined();
+                state = Some(member);
+            }
+        }
+        match state {
+            Some(mut member) => {
+                member.advance(program, as_of, true);
+                member.journal().to_vec()
+            }
+            None => Vec::new(),
+        }
     }
 
     /// The member's document at `as_of`, from the events at or before it (`None`

@@ -56,6 +56,32 @@ pub enum TierBasis {
     Confirmed,
 }
 
+/// One rule applied to a member, for the timeline: *why* the member is where they
+/// are. Recorded only when a journal is switched on ([`Member::with_journal`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Happening {
+    pub at: Timestamp,
+    /// The rule's name: `order_placed`, `value_matured`, `value_applied`,
+    /// `tier_upgraded`, `tier_kept`, `tier_lowered`, `tier_confirmed`, `tier_raised`,
+    /// `points_available`, `points_expired`, `points_burned`, `points_given_back`,
+    /// `birthday_bonus`, `units_removed`, `order_delivered`, `member_…`.
+    pub rule: &'static str,
+    pub order: Option<Id>,
+    /// Eligible value concerned.
+    pub amount: Option<Minor>,
+    pub points: Option<i64>,
+    pub from_tier: Option<usize>,
+    pub tier: Option<usize>,
+    /// The instant something runs until (a tier's term, a window, a lot's expiry).
+    pub until: Option<Timestamp>,
+}
+
+impl Happening {
+    fn new(at: Timestamp, rule: &'static str) -> Happening {
+        Happening { at, rule, ..Happening::default() }
+    }
+}
+
 /// A lot of available points with its own expiry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Lot {
@@ -138,6 +164,8 @@ pub struct Member {
     /// Delivered orders whose value or points are not settled yet (not applied, or
     /// points not available): the only orders time rules look at.
     open_orders: Vec<usize>,
+    /// The timeline, when switched on.
+    journal: Option<Vec<Happening>>,
 }
 
 fn reject(code: RejectCode, message: impl Into<String>) -> Rejection {
@@ -178,6 +206,7 @@ impl Member {
             wiped: false,
             wakeups: BTreeSet::new(),
             open_orders: Vec::new(),
+            journal: None,
         };
         member.ineligible = member.eligibility(program);
         if member.ineligible.is_none()
@@ -191,6 +220,33 @@ impl Member {
         }
         member.schedule_birthday(program, at);
         member
+    }
+
+    /// Switches the timeline on: from now on every rule applied is recorded.
+    pub fn with_journal(mut self) -> Member {
+        self.journal = Some(Vec::new());
+        self
+    }
+
+    /// Records the member's joining (the first entry of a timeline).
+    pub fn note_joined(&mut self) {
+        let happening = Happening { tier: self.tier, ..Happening::new(self.registered_at, "member_registered") };
+        self.note(happening);
+    }
+
+    /// The rules applied since the journal was switched on.
+    pub fn journal(&self) -> &[Happening] {
+        self.journal.as_deref().unwrap_or_default()
+    }
+
+    fn note(&mut self, happening: Happening) {
+        if let Some(journal) = &mut self.journal {
+            journal.push(happening);
+        }
+    }
+
+    fn journaling(&self) -> bool {
+        self.journal.is_some()
     }
 
     /// Staff, excluded or unknown country (programs.md §0, decisions D10).
@@ -324,6 +380,13 @@ impl Member {
     /// `member.opted_out`, `member.closed`, `member.suspended`, `member.reinstated`.
     pub fn change_status(&mut self, program: &Program, change: StatusChange, at: Timestamp) -> Result<(), Rejection> {
         self.refuse_if_closed()?;
+        let rule = match change {
+            StatusChange::OptedOut => "member_opted_out",
+            StatusChange::Closed => "member_closed",
+            StatusChange::Suspended => "member_suspended",
+            StatusChange::Reinstated => "member_reinstated",
+        };
+        self.note(Happening { from_tier: self.tier, ..Happening::new(at, rule) });
         match change {
             StatusChange::OptedOut => self.remove_all_value(Status::OptedOut),
             StatusChange::Closed => self.remove_all_value(Status::Closed),
@@ -436,6 +499,19 @@ impl Member {
             points_available: false,
             redeemed_portions: portions,
         });
+        self.note(Happening {
+            order: Some(order.order.clone()),
+            amount: Some(eligible),
+            points: program.points.as_ref().map(|_| points),
+            ..Happening::new(at, "order_placed")
+        });
+        if redeemed > 0 {
+            self.note(Happening {
+                order: Some(order.order.clone()),
+                points: Some(redeemed),
+                ..Happening::new(at, "points_redeemed")
+            });
+        }
         Ok(self.orders.len() - 1)
     }
 
@@ -519,8 +595,10 @@ impl Member {
         order.delivered_at = Some(at);
         if !wiped {
             order.matures_at = Some(matures_at);
+            let id = order.order.clone();
             self.wakeups.insert(matures_at);
             self.open_orders.push(index);
+            self.note(Happening { order: Some(id), until: Some(matures_at), ..Happening::new(at, "order_delivered") });
         }
         Ok(())
     }
@@ -582,6 +660,7 @@ impl Member {
 
         let mut burned = 0;
         let mut given_back = 0;
+        let mut removed = Minor::ZERO;
         let order = &mut self.orders[index];
         for (line_index, quantity) in removals {
             let line = &mut order.lines[line_index];
@@ -596,17 +675,27 @@ impl Member {
             line.redeemed_removed += redeemed;
             burned += points;
             given_back += redeemed;
+            removed.0 += value;
         }
         if self.wiped {
             return Ok(());
         }
         let portions = take_latest_first(&mut order.redeemed_portions, given_back);
         let points_were_available = order.points_available;
+        let id = order.order.clone();
+        self.note(Happening { order: Some(id.clone()), amount: Some(removed), ..Happening::new(at, "units_removed") });
         let _ = program;
         for portion in portions.into_iter().filter(|p| p.expires_at > at) {
+            self.note(Happening {
+                order: Some(id.clone()),
+                points: Some(portion.points),
+                until: Some(portion.expires_at),
+                ..Happening::new(at, "points_given_back")
+            });
             self.credit_points(portion.points, portion.expires_at);
         }
         if points_were_available && burned > 0 {
+            self.note(Happening { order: Some(id), points: Some(burned), ..Happening::new(at, "points_burned") });
             self.pf_burn_points(burned);
         }
         Ok(())
@@ -706,6 +795,14 @@ impl Member {
             }
             order.matured = true;
             any = true;
+            if let Some(journal) = &mut self.journal {
+                let (order_id, amount) = (order.order.clone(), order.net_value());
+                journal.push(Happening {
+                    order: Some(order_id),
+                    amount: Some(amount),
+                    ..Happening::new(at, "value_matured")
+                });
+            }
             match program.qualification {
                 Qualification::Rolling { monthly_application: true, .. } => {
                     let applies_at = program.calendar.month_start_at_or_after(at);
@@ -750,6 +847,11 @@ impl Member {
         }
         if arriving > 0 {
             let expires_at = program.calendar.add_months(at, rules.expiry_months);
+            self.note(Happening {
+                points: Some(arriving),
+                until: Some(expires_at),
+                ..Happening::new(at, "points_available")
+            });
             self.credit_points(arriving, expires_at);
         }
     }
@@ -766,6 +868,14 @@ impl Member {
             if order.matured && !order.applied && order.applies_at.is_some_and(|a| a <= at) {
                 order.applied = true;
                 any = true;
+                if let Some(journal) = &mut self.journal {
+                    let (order_id, amount) = (order.order.clone(), order.net_value());
+                    journal.push(Happening {
+                        order: Some(order_id),
+                        amount: Some(amount),
+                        ..Happening::new(at, "value_applied")
+                    });
+                }
             }
         }
         if any && self.tiers_unfrozen() {
@@ -793,7 +903,11 @@ impl Member {
         self.currency.and_then(|c| program.tier_reached(c, spend))
     }
 
-    fn set_tier(&mut self, tier: Option<usize>, since: Timestamp, until: Option<Timestamp>) {
+    fn set_tier(&mut self, rule: &'static str, tier: Option<usize>, since: Timestamp, until: Option<Timestamp>) {
+        if self.journaling() {
+            let from_tier = self.tier;
+            self.note(Happening { from_tier, tier, until: tier.and(until), ..Happening::new(since, rule) });
+        }
         self.tier = tier;
         self.tier_since = tier.map(|_| since);
         self.tier_until = tier.and(until);
@@ -802,11 +916,17 @@ impl Member {
         }
     }
 
+    fn set_tier_quietly(&mut self, tier: Option<usize>, since: Timestamp, until: Option<Timestamp>) {
+        let journal = self.journal.take();
+        self.set_tier("", tier, since, until);
+        self.journal = journal;
+    }
+
     /// NET-A-PORTER upgrade: to the highest tier reached, for a new term.
     fn nap_upgrade(&mut self, program: &Program, at: Timestamp, term_months: i64) {
         let reached = self.tier_reached(program, self.nap_qualifying_spend(program, at));
         if reached > self.tier {
-            self.set_tier(reached, at, Some(program.calendar.add_months(at, term_months)));
+            self.set_tier("tier_upgraded", reached, at, Some(program.calendar.add_months(at, term_months)));
         }
     }
 
@@ -825,10 +945,12 @@ impl Member {
         let reached = self.tier_reached(program, self.nap_qualifying_spend(program, at));
         let next_term = program.calendar.add_months(at, term_months);
         if reached == self.tier {
+            self.note(Happening { tier: self.tier, until: Some(next_term), ..Happening::new(at, "tier_kept") });
             self.tier_until = Some(next_term);
             self.wakeups.insert(next_term);
         } else {
-            self.set_tier(reached, at, Some(next_term));
+            let rule = if reached > self.tier { "tier_upgraded" } else { "tier_lowered" };
+            self.set_tier(rule, reached, at, Some(next_term));
         }
     }
 
@@ -843,7 +965,7 @@ impl Member {
         let year = program.calendar.year(at);
         let reached = self.tier_reached(program, self.mrp_year_spend(year));
         if reached > self.tier {
-            self.set_tier(reached, at, Some(program.calendar.start_of_year(year + 2)));
+            self.set_tier("tier_upgraded", reached, at, Some(program.calendar.start_of_year(year + 2)));
             self.basis = TierBasis::Upgraded { year };
         }
     }
@@ -853,7 +975,7 @@ impl Member {
     fn mrp_late_maturation_raise(&mut self, program: &Program, at: Timestamp, year: i16) {
         let reached = self.tier_reached(program, self.mrp_year_spend(year - 1));
         if reached > self.tier {
-            self.set_tier(reached, at, Some(program.calendar.start_of_year(year + 1)));
+            self.set_tier("tier_raised", reached, at, Some(program.calendar.start_of_year(year + 1)));
             self.basis = TierBasis::Confirmed;
         }
     }
@@ -886,7 +1008,12 @@ impl Member {
         let confirmed_until = program.calendar.start_of_year(year + 1);
         if self.basis == (TierBasis::Upgraded { year: year - 1 }) {
             self.basis = TierBasis::Confirmed;
-            self.set_tier(Some(tier), self.tier_since.unwrap_or(at), Some(confirmed_until));
+            self.note(Happening {
+                tier: Some(tier),
+                until: Some(confirmed_until),
+                ..Happening::new(at, "tier_confirmed")
+            });
+            self.set_tier_quietly(Some(tier), self.tier_since.unwrap_or(at), Some(confirmed_until));
             return;
         }
         if tier == joining {
@@ -895,12 +1022,14 @@ impl Member {
         let reached = self.tier_reached(program, self.mrp_year_spend(year - 1)).unwrap_or(joining).max(joining);
         self.basis = TierBasis::Confirmed;
         if reached == tier {
-            self.set_tier(Some(tier), self.tier_since.unwrap_or(at), Some(confirmed_until));
+            self.note(Happening { tier: Some(tier), until: Some(confirmed_until), ..Happening::new(at, "tier_kept") });
+            self.set_tier_quietly(Some(tier), self.tier_since.unwrap_or(at), Some(confirmed_until));
         } else if reached == joining {
-            self.set_tier(Some(joining), at, None);
+            self.set_tier("tier_lowered", Some(joining), at, None);
             self.basis = TierBasis::Joined;
         } else {
-            self.set_tier(Some(reached), at, Some(confirmed_until));
+            let rule = if reached > tier { "tier_raised" } else { "tier_lowered" };
+            self.set_tier(rule, Some(reached), at, Some(confirmed_until));
         }
     }
 
@@ -914,7 +1043,7 @@ impl Member {
     fn pf_level_up(&mut self, program: &Program, at: Timestamp) {
         let reached = self.tier_reached(program, self.pf_kept_total());
         if reached > self.tier {
-            self.set_tier(reached, at, None);
+            self.set_tier("tier_upgraded", reached, at, None);
         }
     }
 
@@ -926,6 +1055,10 @@ impl Member {
     /// Available points expire at their lot's expiry (programs.md §3, §7.8).
     fn pf_points_expiry(&mut self, at: Timestamp) {
         let expired = self.lots.partition_point(|l| l.expires_at <= at);
+        if expired > 0 && self.journaling() {
+            let points = self.lots[..expired].iter().map(|l| l.points).sum();
+            self.note(Happening { points: Some(points), ..Happening::new(at, "points_expired") });
+        }
         self.lots.drain(..expired);
     }
 
@@ -963,6 +1096,11 @@ impl Member {
         if self.is_earning() && self.last_birthday_year != Some(year) && rules.birthday_bonus > 0 {
             self.last_birthday_year = Some(year);
             let expires_at = program.calendar.add_months(at, rules.expiry_months);
+            self.note(Happening {
+                points: Some(rules.birthday_bonus),
+                until: Some(expires_at),
+                ..Happening::new(at, "birthday_bonus")
+            });
             self.credit_points(rules.birthday_bonus, expires_at);
         }
         // Next year's: one second later is past today's birthday instant.

@@ -193,6 +193,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/members", get(list_members))
         .route("/v1/members/{id}", get(get_member))
         .route("/v1/members/{id}/events", get(member_events))
+        .route("/v1/members/{id}/timeline", get(member_timeline))
+        .route("/v1/simulate", post(simulate))
         .route("/v1/programs", get(list_programs))
         .route("/v1/programs/{id}", get(get_program))
         .route("/healthz", get(healthz))
@@ -462,6 +464,104 @@ async fn member_events(
     let events: Vec<Value> =
         stored.iter().map(|s| serde_json::from_str(&s.body).unwrap_or(Value::String(s.body.clone()))).collect();
     Ok(Json(json!({"member": id, "events": events})).into_response())
+}
+
+fn timeline_json(
+    program: &Program,
+    member: &palier_core::member::Member,
+    happenings: &[palier_core::member::Happening],
+) -> Vec<Value> {
+    let tier = |t: Option<usize>| t.map(|t| program.tiers[t].id.clone());
+    happenings
+        .iter()
+        .map(|h| {
+            json!({
+                "at": palier_core::calendar::format_instant(h.at),
+                "rule": h.rule,
+                "order": h.order.as_ref().map(|o| o.to_string()),
+                "amount": h.amount.and_then(|a| member.currency.map(|c| c.format(a))),
+                "points": h.points,
+                "from_tier": tier(h.from_tier),
+                "tier": tier(h.tier),
+                "until": h.until.map(palier_core::calendar::format_instant),
+            })
+        })
+        .collect()
+}
+
+async fn member_timeline(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(query): Query<MemberQuery>,
+) -> Result<Response, Problem> {
+    authorize(&state, &headers, "members:read")?;
+    let program = program_of(&state, &id, query.program.as_deref())?;
+    let as_of = parse_as_of(&state, query.as_of.as_deref())?;
+    let live = &state.inner.live.programs[program];
+    let history = live.history_of(&id).ok_or_else(|| {
+        Problem::new(StatusCode::NOT_FOUND, "unknown_member", format!("member {id:?} is not registered"))
+    })?;
+    let happenings = history.timeline(&live.program, as_of);
+    let member = history.member_at(&live.program, as_of);
+    let timeline = member.as_ref().map(|m| timeline_json(&live.program, m, &happenings)).unwrap_or_default();
+    Ok(Json(json!({"member": id, "program": live.program.id, "as_of": palier_core::calendar::format_instant(as_of), "timeline": timeline}))
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct SimulateRequest {
+    program: Option<String>,
+    member: String,
+    /// Hypothetical events, applied after the stored ones (at their own times).
+    #[serde(default)]
+    events: Vec<Box<serde_json::value::RawValue>>,
+    as_of: Option<String>,
+}
+
+/// What-if: a member's stored events plus hypothetical ones. Writes nothing.
+async fn simulate(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(request): Json<SimulateRequest>,
+) -> Result<Response, Problem> {
+    authorize(&state, &headers, "members:read")?;
+    let live = &state.inner.live;
+    let program = match request.program.as_deref() {
+        Some(p) => live.program_index(p).ok_or_else(|| {
+            Problem::new(StatusCode::NOT_FOUND, "unknown_program", format!("program {p:?} is not loaded"))
+        })?,
+        None => program_of(&state, &request.member, None).or_else(|_| {
+            if live.programs.len() == 1 {
+                Ok(0)
+            } else {
+                Err(Problem::new(StatusCode::BAD_REQUEST, "missing_program", "name the program"))
+            }
+        })?,
+    };
+    let live_program = &live.programs[program];
+    let mut history = live_program.history_of(&request.member).unwrap_or_default();
+    let as_of = parse_as_of(&state, request.as_of.as_deref())?;
+    let mut results = Vec::new();
+    for (index, raw) in request.events.iter().enumerate() {
+        let outcome = parse_event(raw.get()).and_then(|event| {
+            if event.body.member().is_some_and(|m| m != request.member) {
+                return Err(Rejection::new(RejectCode::InvalidField, "member: a simulation concerns one member"));
+            }
+            history.add(&live_program.program, event, u64::MAX - 1_000_000 + index as u64).map(|_| ())
+        });
+        results.push(match outcome {
+            Ok(()) => json!({"index": index, "status": "accepted"}),
+            Err(r) => json!({"index": index, "status": "rejected", "code": r.code.as_str(), "message": r.message}),
+        });
+    }
+    let document = history.document(&live_program.program, as_of);
+    let happenings = history.timeline(&live_program.program, as_of);
+    let timeline = history
+        .member_at(&live_program.program, as_of)
+        .map(|m| timeline_json(&live_program.program, &m, &happenings))
+        .unwrap_or_default();
+    Ok(Json(json!({"document": document, "events": results, "timeline": timeline, "written": false})).into_response())
 }
 
 #[derive(Deserialize)]

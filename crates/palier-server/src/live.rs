@@ -105,6 +105,16 @@ impl LiveProgram {
         read(&self.shards[shard_of(member)]).contains_key(member)
     }
 
+    /// A copy of a member's history (for what-if simulations).
+    pub fn history_of(&self, member: &str) -> Option<MemberHistory> {
+        read(&self.shards[shard_of(member)]).get(member).cloned()
+    }
+
+    /// A member's timeline up to `as_of`.
+    pub fn timeline(&self, member: &str, as_of: Timestamp) -> Option<Vec<palier_core::member::Happening>> {
+        read(&self.shards[shard_of(member)]).get(member).map(|h| h.timeline(&self.program, as_of))
+    }
+
     /// A member's accepted events, in order of `at`.
     pub fn events_of(&self, member: &str) -> Option<Vec<Event>> {
         read(&self.shards[shard_of(member)]).get(member).map(|h| h.events().cloned().collect())

@@ -20,7 +20,7 @@ const MAX_CONNECTIONS: u32 = 10;
 /// An append that loses a deadlock or a serialization conflict is run again, this many
 /// times at most. Appends insert in one global order of id and so never deadlock each
 /// other; this is for anything else that writes the table (a trigger, an operator).
-const APPEND_ATTEMPTS: u32 = 1;
+const APPEND_ATTEMPTS: u32 = 3;
 
 #[derive(Debug, Clone)]
 pub(crate) struct PgStore {

@@ -228,10 +228,11 @@ async fn append_then_read_back_every_field(db: &Db) {
     let store = db.open().await;
     assert_eq!(store.append(&[]).await.expect("empty batch"), vec![]);
 
-    let mut with_order = event("e-2", "m-1", 2);
+    // Ids out of their sort order: seq follows the batch, not the ids.
+    let mut with_order = event("e-1", "m-1", 2);
     with_order.order = Some("o-1".to_owned());
-    with_order.body = r#"{"id":"e-2","type":"order.placed","note":"é \"quoted\" ☃","x":[1, 2]}"#.to_owned();
-    let batch = vec![event("e-1", "m-1", 1), with_order, event("e-3", "m-2", 3)];
+    with_order.body = r#"{"id":"e-1","type":"order.placed","note":"é \"quoted\" ☃","x":[1, 2]}"#.to_owned();
+    let batch = vec![event("e-3", "m-1", 1), with_order, event("e-2", "m-2", 3)];
     let outcomes = store.append(&batch).await.expect("append");
     let seqs: Vec<i64> = outcomes.iter().map(appended).collect();
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "seqs follow batch order: {seqs:?}");
