@@ -200,6 +200,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .route("/docs", get(reference))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
@@ -654,6 +656,18 @@ async fn get_program(
     let mut summary = program_summary(&live.programs[program].program);
     summary["members"] = json!(live.programs[program].member_count());
     Ok(Json(summary).into_response())
+}
+
+/// The OpenAPI document of this API, bundled with the binary.
+pub const OPENAPI: &str = include_str!("../assets/openapi.json");
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+/// The API reference page: bundled, no CDN; it renders `/openapi.json`.
+async fn reference() -> Response {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], include_str!("../assets/reference.html")).into_response()
 }
 
 async fn healthz() -> Response {

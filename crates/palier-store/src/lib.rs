@@ -29,6 +29,7 @@
 //! - **Secrets are never stored**: an API key row holds the SHA-256 of its secret.
 #![deny(clippy::unwrap_used)]
 
+mod batch;
 mod postgres;
 mod sqlite;
 

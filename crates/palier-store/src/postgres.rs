@@ -1,12 +1,12 @@
 //! The PostgreSQL backend.
 
-use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
+use crate::batch::{Appended, Batch, Existing};
 use crate::{
     AppendOutcome, EVENT_COLUMNS, KEY_COLUMNS, KeyRecord, NewEvent, NewKey, StoreError, StoredEvent, decode_event,
     decode_key, redact, sha256,
@@ -71,17 +71,8 @@ impl PgStore {
     /// in batch order. An id already stored leaves its drawn `seq` unused (a gap, as a
     /// rolled-back transaction leaves too).
     async fn append_once(&self, events: &[NewEvent]) -> Result<Vec<AppendOutcome>, StoreError> {
-        // The first occurrence of each id is the one offered for insertion; a later one
-        // in the same batch is answered like an event stored before.
-        let mut first: HashMap<&str, usize> = HashMap::with_capacity(events.len());
-        let mut offered: Vec<&NewEvent> = Vec::with_capacity(events.len());
-        for (i, event) in events.iter().enumerate() {
-            first.entry(event.id.as_str()).or_insert_with(|| {
-                offered.push(event);
-                i
-            });
-        }
-
+        let batch = Batch::new(events);
+        let offered = &batch.offered;
         let mut tx = self.pool.begin().await.map_err(q("beginning an append"))?;
         let inserted: Vec<(String, i64)> = sqlx::query_as(
             "WITH drawn AS MATERIALIZED ( \
@@ -114,10 +105,9 @@ impl PgStore {
         .await
         .map_err(q("appending events"))?;
 
-        let appended: HashMap<String, i64> = inserted.into_iter().collect();
-        let missing: Vec<&str> =
-            offered.iter().map(|e| e.id.as_str()).filter(|id| !appended.contains_key(*id)).collect();
-        let mut existing: HashMap<String, (i64, [u8; 32])> = HashMap::with_capacity(missing.len());
+        let appended: Appended = inserted.into_iter().collect();
+        let missing = batch.not_inserted(&appended);
+        let mut existing = Existing::with_capacity(missing.len());
         if !missing.is_empty() {
             let rows: Vec<(String, i64, Vec<u8>)> =
                 sqlx::query_as("SELECT id, seq, body_sha256 FROM events WHERE id = ANY($1)")
@@ -130,29 +120,7 @@ impl PgStore {
                 existing.insert(id, (seq, hash));
             }
         }
-
-        let outcomes = events
-            .iter()
-            .enumerate()
-            .map(|(i, event)| {
-                let id = event.id.as_str();
-                if let Some(&seq) = appended.get(id) {
-                    return Ok(match first.get(id) {
-                        // A repeat of an id first seen, and inserted, earlier in this batch.
-                        Some(&f) if f != i => AppendOutcome::Existing { seq, body_sha256: events[f].body_sha256 },
-                        _ => AppendOutcome::Appended { seq },
-                    });
-                }
-                match existing.get(id) {
-                    Some(&(seq, body_sha256)) => Ok(AppendOutcome::Existing { seq, body_sha256 }),
-                    None => Err(StoreError::Corrupt {
-                        backend: KIND,
-                        what: format!("event {id:?} was neither inserted nor found"),
-                    }),
-                }
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-
+        let outcomes = batch.outcomes(KIND, &appended, &existing)?;
         tx.commit().await.map_err(q("committing an append"))?;
         Ok(outcomes)
     }

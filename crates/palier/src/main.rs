@@ -55,6 +55,16 @@ enum Command {
         #[arg(long)]
         clock: Option<String>,
     },
+    /// Starts the service with the three bundled programs and the example members, on
+    /// an embedded SQLite file, and prints how to reach it.
+    Demo {
+        /// The address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// The embedded SQLite file.
+        #[arg(long, default_value = "palier-demo.db")]
+        data: PathBuf,
+    },
     /// Imports an events file into the store, in batches; re-running it skips what is in.
     Import {
         /// A program file, or a directory of them; repeatable.
@@ -128,6 +138,7 @@ fn main() -> ExitCode {
         Command::Serve { program, listen, store, clock } => {
             runtime().and_then(|rt| rt.block_on(service::serve(&program, listen, &store.location(), clock.as_deref())))
         }
+        Command::Demo { listen, data } => runtime().and_then(|rt| rt.block_on(service::demo(listen, &data))),
         Command::Import { program, events, batch, store } => {
             runtime().and_then(|rt| rt.block_on(service::import(&program, &events, batch, &store.location())))
         }

@@ -79,6 +79,53 @@ pub async fn serve(
     Ok(ExitCode::SUCCESS)
 }
 
+/// `palier demo`: the three programs, the example events, one SQLite file.
+pub async fn demo(listen: SocketAddr, data: &Path) -> Result<ExitCode, String> {
+    init_tracing();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = if root.join("programs").is_dir() { root } else { PathBuf::from(".") };
+    let programs = load_programs(&[root.join("programs")])?;
+    let store = open_store(&data.display().to_string()).await?;
+    let (id, secret) = create_key(&store, "demo", &["admin".to_string()], Timestamp::now().as_second())
+        .await
+        .map_err(|e| format!("cannot create the demo key: {e}"))?;
+    let state = palier_server::start(ServiceConfig { programs, store, admin_key: None, clock: Clock::System }).await?;
+    for (program, file) in
+        [("net-a-porter", "net-a-porter.jsonl"), ("mr-porter", "mr-porter.jsonl"), ("perfone", "perfone.jsonl")]
+    {
+        let path = root.join("examples").join(file);
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let lines: Vec<(usize, String)> = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .map(|(i, l)| {
+                // The example files name no program: the demo adds it.
+                let mut value: serde_json::Value = serde_json::from_str(l).unwrap_or_default();
+                value["program"] = serde_json::Value::String(program.to_string());
+                (i + 1, value.to_string())
+            })
+            .collect();
+        state.import_lines(lines).await?;
+    }
+    let listener = palier_server::bind(listen).await.map_err(|e| format!("--listen {listen}: {e}"))?;
+    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    println!(
+        "palier demo: NET-A-PORTER, MR PORTER and Perfone with their example members, stored in {}",
+        data.display()
+    );
+    println!("  API key ({id}, admin, shown once): {secret}");
+    println!(
+        "  try: curl -H 'Authorization: Bearer {secret}' 'http://{address}/v1/members/claire?program=net-a-porter'"
+    );
+    println!(
+        "       curl -H 'Authorization: Bearer {secret}' 'http://{address}/v1/members/anna/timeline?program=perfone'"
+    );
+    println!("  health: http://{address}/healthz   metrics: http://{address}/metrics");
+    palier_server::serve(state, listener).await.map_err(|e| format!("the server stopped: {e}"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PALIER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
