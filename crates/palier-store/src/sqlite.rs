@@ -5,6 +5,7 @@ use std::time::Duration;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
+use crate::batch::{Appended, Batch, Existing};
 use crate::{
     AppendOutcome, EVENT_COLUMNS, KEY_COLUMNS, KeyRecord, NewEvent, NewKey, StoreError, StoredEvent, decode_event,
     decode_key, sha256,
@@ -57,46 +58,48 @@ impl SqliteStore {
         Ok(SqliteStore { writer, readers })
     }
 
+    /// One transaction: multi-row `INSERT … ON CONFLICT (id) DO NOTHING RETURNING id, seq`
+    /// statements over the batch's first occurrence of each id, in batch order, then
+    /// `SELECT`s for the ids that were already stored.
     pub(crate) async fn append(&self, events: &[NewEvent]) -> Result<Vec<AppendOutcome>, StoreError> {
+        let batch = Batch::new(events);
         // IMMEDIATE takes the write lock at once; with one writer connection it is free
         // unless another process holds it, and then busy_timeout waits for it.
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(q("beginning an append"))?;
-        let mut outcomes = Vec::with_capacity(events.len());
-        for event in events {
-            let inserted: Option<i64> = sqlx::query_scalar(
-                "INSERT INTO events \
-                 (id, program, member, order_id, at_unix_nanos, body, body_sha256, received_unix_nanos) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (id) DO NOTHING RETURNING seq",
-            )
-            .bind(&event.id)
-            .bind(&event.program)
-            .bind(&event.member)
-            .bind(event.order.as_deref())
-            .bind(event.at_unix_nanos)
-            .bind(&event.body)
-            .bind(event.body_sha256.as_slice())
-            .bind(event.received_unix_nanos)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(q("appending an event"))?;
-            let outcome = match inserted {
-                Some(seq) => AppendOutcome::Appended { seq },
-                None => {
-                    let (seq, hash): (i64, Vec<u8>) =
-                        sqlx::query_as("SELECT seq, body_sha256 FROM events WHERE id = ?1")
-                            .bind(&event.id)
-                            .fetch_optional(&mut *tx)
-                            .await
-                            .map_err(q("reading an existing event"))?
-                            .ok_or_else(|| StoreError::Corrupt {
-                                backend: KIND,
-                                what: format!("event {:?} was neither inserted nor found", event.id),
-                            })?;
-                    AppendOutcome::Existing { seq, body_sha256: sha256(KIND, "events.body_sha256", &event.id, hash)? }
-                }
-            };
-            outcomes.push(outcome);
+
+        let mut appended = Appended::with_capacity(batch.offered.len());
+        for chunk in chunks(&batch.offered) {
+            let sql = insert_sql(chunk.len());
+            let mut insert = sqlx::query_as::<_, (String, i64)>(&sql);
+            for event in chunk {
+                insert = insert
+                    .bind(&event.id)
+                    .bind(&event.program)
+                    .bind(&event.member)
+                    .bind(event.order.as_deref())
+                    .bind(event.at_unix_nanos)
+                    .bind(&event.body)
+                    .bind(event.body_sha256.as_slice())
+                    .bind(event.received_unix_nanos);
+            }
+            appended.extend(insert.fetch_all(&mut *tx).await.map_err(q("appending events"))?);
         }
+
+        let missing = batch.not_inserted(&appended);
+        let mut existing = Existing::with_capacity(missing.len());
+        for chunk in chunks(&missing) {
+            let sql = format!("SELECT id, seq, body_sha256 FROM events WHERE id IN ({})", placeholders(chunk.len()));
+            let mut select = sqlx::query_as::<_, (String, i64, Vec<u8>)>(&sql);
+            for id in chunk {
+                select = select.bind(*id);
+            }
+            for (id, seq, hash) in select.fetch_all(&mut *tx).await.map_err(q("reading existing events"))? {
+                let hash = sha256(KIND, "events.body_sha256", &id, hash)?;
+                existing.insert(id, (seq, hash));
+            }
+        }
+
+        let outcomes = batch.outcomes(KIND, &appended, &existing)?;
         tx.commit().await.map_err(q("committing an append"))?;
         Ok(outcomes)
     }
@@ -199,5 +202,62 @@ impl SqliteStore {
     pub(crate) async fn close(&self) {
         self.readers.close().await;
         self.writer.close().await;
+    }
+}
+
+/// The most rows one statement carries: 8 parameters a row stays far below SQLite's
+/// limit of 32766 parameters.
+const MAX_ROWS_PER_STATEMENT: usize = 512;
+
+/// Splits into chunks whose lengths are powers of two (512, 256, …, 1), in order: a batch
+/// of any size then uses at most ten statement shapes, each prepared once per connection.
+fn chunks<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let len = rest.len().min(MAX_ROWS_PER_STATEMENT);
+        let len = 1 << len.ilog2();
+        let (chunk, tail) = rest.split_at(len);
+        rest = tail;
+        Some(chunk)
+    })
+}
+
+fn insert_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO events (id, program, member, order_id, at_unix_nanos, body, body_sha256, received_unix_nanos) VALUES ",
+    );
+    for row in 0..rows {
+        if row > 0 {
+            sql.push(',');
+        }
+        sql.push_str("(?,?,?,?,?,?,?,?)");
+    }
+    // SQLite inserts the rows of a VALUES list in order, so their seqs follow the batch;
+    // RETURNING comes back in no promised order, hence the id.
+    sql.push_str(" ON CONFLICT (id) DO NOTHING RETURNING id, seq");
+    sql
+}
+
+fn placeholders(n: usize) -> String {
+    let mut list = "?,".repeat(n);
+    list.pop();
+    list
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_are_powers_of_two_in_order() {
+        let items: Vec<usize> = (0..1300).collect();
+        let lens: Vec<usize> = chunks(&items).map(<[usize]>::len).collect();
+        assert_eq!(lens, [512, 512, 256, 16, 4]);
+        assert_eq!(chunks(&items).flatten().copied().collect::<Vec<_>>(), items);
+        assert_eq!(chunks(&items[..1]).count(), 1);
+        assert_eq!(chunks::<usize>(&[]).count(), 0);
     }
 }
