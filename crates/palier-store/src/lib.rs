@@ -22,10 +22,12 @@
 //! - **A batch is one transaction.** [`Store::append`] commits all of a batch's inserts
 //!   or none, and returns only once the commit is durable (one fsync for the batch).
 //! - **`seq` is append order.** Within a batch, new events get increasing `seq` in batch
-//!   order. On PostgreSQL `seq` comes from a sequence taken before commit, so two
-//!   batches committing at once may become visible out of `seq` order; start-up replay
-//!   ([`Store::for_each_event`]) is unaffected, but a reader that tails the log by `seq`
-//!   while others append must allow for it.
+//!   order, and a later batch gets higher ones. `seq` may have gaps (PostgreSQL: a
+//!   rolled-back batch, or an id found stored, leaves its drawn number unused). On
+//!   PostgreSQL `seq` is drawn before commit, so two batches committing at once may
+//!   become visible out of `seq` order; start-up replay ([`Store::for_each_event`]) is
+//!   unaffected, but a reader that tails the log by `seq` while others append must allow
+//!   for it.
 //! - **Secrets are never stored**: an API key row holds the SHA-256 of its secret.
 #![deny(clippy::unwrap_used)]
 

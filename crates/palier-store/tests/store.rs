@@ -137,6 +137,7 @@ on_both_backends!(
     open_runs_migrations_and_reopening_is_fine,
     append_then_read_back_every_field,
     duplicates_answer_existing_with_the_stored_hash,
+    a_large_batch_with_repeats_answers_every_event,
     a_failing_batch_writes_nothing,
     concurrent_appends_of_one_id_append_it_once,
     concurrent_overlapping_batches_append_each_id_once,
@@ -276,6 +277,43 @@ async fn duplicates_answer_existing_with_the_stored_hash(db: &Db) {
     // Nothing was written twice, and the first bodies stand.
     assert_eq!(store.event_count().await.expect("count"), 3);
     assert_eq!(all_events(&store, 10).await, vec![stored(seq_a, &a), stored(seq_b, &b), stored(seq_c, &c)]);
+    store.close().await;
+}
+
+async fn a_large_batch_with_repeats_answers_every_event(db: &Db) {
+    // Larger than one statement carries (SQLite splits at 512 rows), with ids stored
+    // before and ids repeated later in the batch, across statements.
+    let store = db.open().await;
+    let before: Vec<NewEvent> = (0..50).map(|n| event(&format!("big-{n:04}"), "m-1", n)).collect();
+    let before_seqs: Vec<i64> = store.append(&before).await.expect("append").iter().map(appended).collect();
+
+    let mut batch: Vec<NewEvent> = (0..1000).map(|n| event(&format!("big-{n:04}"), "m-2", 10_000 + n)).collect();
+    batch.extend((900..1000).map(|n| event(&format!("big-{n:04}"), "m-3", 20_000 + n)));
+    batch.reverse(); // batch order unlike id order; the repeats now come first
+    let outcomes = store.append(&batch).await.expect("append");
+    assert_eq!(outcomes.len(), 1100);
+
+    let mut last_appended = *before_seqs.last().expect("stored");
+    let mut seq_of = std::collections::HashMap::new();
+    for (e, o) in batch.iter().zip(&outcomes) {
+        let n: usize = e.id["big-".len()..].parse().expect("number");
+        match *o {
+            AppendOutcome::Appended { seq } => {
+                assert!(n >= 50, "{} was stored before", e.id);
+                assert!(seq > last_appended, "seq follows batch order");
+                last_appended = seq;
+                assert!(seq_of.insert(e.id.clone(), (seq, e.body_sha256)).is_none(), "{} appended twice", e.id);
+            }
+            AppendOutcome::Existing { seq, body_sha256 } if n < 50 => {
+                assert_eq!((seq, body_sha256), (before_seqs[n], before[n].body_sha256), "{}", e.id);
+            }
+            AppendOutcome::Existing { seq, body_sha256 } => {
+                assert_eq!(Some(&(seq, body_sha256)), seq_of.get(&e.id), "{} repeats its first", e.id);
+            }
+        }
+    }
+    assert_eq!(seq_of.len(), 950);
+    assert_eq!(store.event_count().await.expect("count"), 1000);
     store.close().await;
 }
 
