@@ -197,6 +197,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/simulate", post(simulate))
         .route("/v1/programs", get(list_programs))
         .route("/v1/programs/{id}", get(get_program))
+        .route("/v1/admin/clock", get(get_clock).post(set_clock))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -658,6 +659,39 @@ async fn get_program(
     Ok(Json(summary).into_response())
 }
 
+async fn get_clock(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, Problem> {
+    authorize(&state, &headers, "admin")?;
+    let manual = matches!(state.inner.clock, Clock::Manual(_));
+    Ok(Json(json!({"now": state.inner.clock.now().to_string(), "manual": manual})).into_response())
+}
+
+#[derive(Deserialize)]
+struct SetClock {
+    now: String,
+}
+
+/// Moves a manual clock (`palier serve --clock`), for tests and demos; a service on
+/// the system clock refuses.
+async fn set_clock(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(request): Json<SetClock>,
+) -> Result<Response, Problem> {
+    authorize(&state, &headers, "admin")?;
+    let Clock::Manual(clock) = &state.inner.clock else {
+        return Err(Problem::new(StatusCode::CONFLICT, "system_clock", "this service runs on the system clock"));
+    };
+    let now = request.now.parse::<Timestamp>().map_err(|_| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_instant",
+            format!("now: {:?} is not an RFC 3339 instant", request.now),
+        )
+    })?;
+    *clock.lock().unwrap_or_else(|p| p.into_inner()) = now;
+    Ok(Json(json!({"now": now.to_string(), "manual": true})).into_response())
+}
+
 /// The OpenAPI document of this API, bundled with the binary.
 pub const OPENAPI: &str = include_str!("../assets/openapi.json");
 
@@ -694,4 +728,32 @@ async fn metrics(State(state): State<AppState>) -> Response {
     state.inner.metrics.members.set(members as i64);
     state.inner.metrics.queue_depth.set(state.inner.ingest.queued.load(std::sync::atomic::Ordering::Relaxed) as i64);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.inner.metrics.render()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OPENAPI;
+
+    #[test]
+    fn openapi_documents_every_route() {
+        let document: serde_json::Value = serde_json::from_str(OPENAPI).expect("the bundled document is JSON");
+        let paths = document["paths"].as_object().expect("paths");
+        for route in [
+            "/v1/events",
+            "/v1/members",
+            "/v1/members/{id}",
+            "/v1/members/{id}/events",
+            "/v1/members/{id}/timeline",
+            "/v1/simulate",
+            "/v1/programs",
+            "/v1/programs/{id}",
+            "/v1/admin/clock",
+            "/healthz",
+            "/readyz",
+            "/metrics",
+            "/openapi.json",
+        ] {
+            assert!(paths.contains_key(route), "{route} is not in openapi.json");
+        }
+    }
 }
