@@ -5,7 +5,7 @@ use rustc_hash::FxHashMap;
 
 use crate::document::MemberDocument;
 use crate::event::{Event, EventBody, Id, RejectCode, Rejection};
-use crate::member::{Member, unknown_order};
+use crate::member::{Member, OrderLookup, unknown_order};
 use crate::program::Program;
 
 /// The members of one program, fed events in order of `at`.
@@ -64,7 +64,7 @@ impl<'p> Engine<'p> {
             }
             EventBody::MemberUpdated { member, .. } | EventBody::MemberStatus { member, .. } => {
                 let index = self.member_index(member)?;
-                self.members[index].apply_event(program, event, None)
+                self.members[index].apply_event(program, event, OrderLookup::Search)
             }
             EventBody::OrderPlaced(order) => {
                 let index = self.member_index(&order.member)?;
@@ -75,7 +75,7 @@ impl<'p> Engine<'p> {
                     ));
                 }
                 let member = &mut self.members[index];
-                member.apply_event(program, event, None)?;
+                member.apply_event(program, event, OrderLookup::Unique)?;
                 self.by_order.insert(order.order.clone(), (index, member.orders.len() - 1));
                 Ok(())
             }
@@ -83,7 +83,7 @@ impl<'p> Engine<'p> {
             | EventBody::OrderReturned { order, .. }
             | EventBody::OrderCancelled { order, .. } => {
                 let (member, order) = self.by_order.get(order).copied().ok_or_else(|| unknown_order(order))?;
-                self.members[member].apply_event(program, event, Some(order))
+                self.members[member].apply_event(program, event, OrderLookup::Indexed(order))
             }
         }
     }

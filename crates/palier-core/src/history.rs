@@ -12,7 +12,7 @@ use jiff::Timestamp;
 
 use crate::document::MemberDocument;
 use crate::event::{Event, EventBody, RejectCode, Rejection};
-use crate::member::{Happening, Member};
+use crate::member::{Happening, Member, OrderLookup};
 use crate::program::Program;
 
 /// A checkpoint every this many events.
@@ -58,7 +58,7 @@ pub enum Added {
 
 fn apply(program: &Program, state: &mut Option<Member>, event: &Event) -> Result<(), Rejection> {
     match (state.as_mut(), &event.body) {
-        (Some(member), _) => member.apply_event(program, event, None),
+        (Some(member), _) => member.apply_event(program, event, OrderLookup::Search),
         (None, EventBody::MemberRegistered(registration)) => {
             *state = Some(Member::register(program, registration, event.at));
             Ok(())

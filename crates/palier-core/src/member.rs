@@ -17,7 +17,7 @@ use crate::event::{
 };
 use crate::money::{Currency, Minor};
 use crate::program::{Program, Qualification};
-use crate::split::{partial_share, split_pro_rata};
+use crate::split::{ProRata, partial_share};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
@@ -155,6 +155,8 @@ pub struct Member {
     /// A negative balance after a clawback (programs.md §7.8).
     pub debt: i64,
     pub last_birthday_year: Option<i16>,
+    /// The next birthday instant a bonus is due at, if any.
+    next_birthday_at: Option<Timestamp>,
     /// Tier rules fell due while suspended (decisions D15).
     pub missed_review: bool,
     pub missed_january: bool,
@@ -170,6 +172,17 @@ pub struct Member {
 
 fn reject(code: RejectCode, message: impl Into<String>) -> Rejection {
     Rejection::new(code, message)
+}
+
+/// How [`Member::apply_event`] finds the order an event names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OrderLookup {
+    /// Among the member's orders (and a new order's id is checked against them).
+    Search,
+    /// The caller has checked that a new order's id is unused.
+    Unique,
+    /// The caller knows the order's index among the member's orders.
+    Indexed(usize),
 }
 
 /// The rejection of an event naming an order never placed (before it).
@@ -201,6 +214,7 @@ impl Member {
             lots: Vec::new(),
             debt: 0,
             last_birthday_year: None,
+            next_birthday_at: None,
             missed_review: false,
             missed_january: false,
             wiped: false,
@@ -288,14 +302,15 @@ impl Member {
     // ---- member events ------------------------------------------------------------
 
     /// Applies one of this member's events (anything but its registration) at the
-    /// event's `at`, after the time rules due before it. `order` is the index of the
-    /// order the event names, when the caller knows it; else it is looked up among the
-    /// member's orders. A rejected event changes nothing.
-    pub fn apply_event(&mut self, program: &Program, event: &Event, order: Option<usize>) -> Result<(), Rejection> {
+    /// event's `at`, after the time rules due before it. A rejected event changes
+    /// nothing. `orders` says how the event's order is found.
+    pub fn apply_event(&mut self, program: &Program, event: &Event, orders: OrderLookup) -> Result<(), Rejection> {
         let at = event.at;
         self.advance(program, at, false);
-        let order_index =
-            |member: &Member, id: &str| order.or_else(|| member.order_position(id)).ok_or_else(|| unknown_order(id));
+        let order_index = |member: &Member, id: &str| match orders {
+            OrderLookup::Indexed(index) => Ok(index),
+            OrderLookup::Search | OrderLookup::Unique => member.order_position(id).ok_or_else(|| unknown_order(id)),
+        };
         match &event.body {
             EventBody::MemberRegistered(registration) => {
                 let code = if self.wiped { RejectCode::MemberClosed } else { RejectCode::MemberExists };
@@ -306,7 +321,7 @@ impl Member {
             }
             EventBody::MemberStatus { change, .. } => self.change_status(program, *change, at),
             EventBody::OrderPlaced(placed) => {
-                if self.order_position(&placed.order).is_some() {
+                if orders == OrderLookup::Search && self.order_position(&placed.order).is_some() {
                     return Err(reject(
                         RejectCode::OrderExists,
                         format!("order: {:?} was already placed", placed.order),
@@ -461,28 +476,31 @@ impl Member {
         let redeemed = self.check_points_payment(program, order)?;
 
         let earning = self.is_earning();
-        let weights: Vec<i64> = order.lines.iter().map(|l| l.weight().0).collect();
+        let weights = order.lines.iter().map(|l| l.weight().0);
         let eligible = if earning { eligible_value(order) } else { Minor::ZERO };
-        let eligible_split = split_pro_rata(eligible.0, &weights);
         let points = self.pf_points_earned(program, order, eligible);
-        let points_split = split_pro_rata(points, &weights);
-        let redeemed_split = split_pro_rata(redeemed, &weights);
+        let eligible_split = ProRata::new(eligible.0, weights.clone());
+        let points_split = ProRata::new(points, weights.clone());
+        let redeemed_split = ProRata::new(redeemed, weights);
 
-        let portions = self.spend_points(redeemed);
+        let portions = if redeemed > 0 { self.spend_points(redeemed) } else { Vec::new() };
         let lines = order
             .lines
             .iter()
             .enumerate()
-            .map(|(i, line)| LineState {
-                line: line.line.clone(),
-                quantity: line.quantity,
-                removed_units: 0,
-                eligible: Minor(eligible_split[i]),
-                eligible_removed: Minor::ZERO,
-                points: points_split[i],
-                points_removed: 0,
-                redeemed: redeemed_split[i],
-                redeemed_removed: 0,
+            .map(|(i, line)| {
+                let weight = line.weight().0;
+                LineState {
+                    line: line.line.clone(),
+                    quantity: line.quantity,
+                    removed_units: 0,
+                    eligible: Minor(eligible_split.share(i, weight)),
+                    eligible_removed: Minor::ZERO,
+                    points: points_split.share(i, weight),
+                    points_removed: 0,
+                    redeemed: redeemed_split.share(i, weight),
+                    redeemed_removed: 0,
+                }
             })
             .collect();
         self.orders.push(OrderState {
@@ -787,7 +805,7 @@ impl Member {
     fn mature_orders(&mut self, program: &Program, at: Timestamp) {
         let mut any = false;
         let mut late_years = BTreeSet::new();
-        let year = program.calendar.year(at);
+        let mut year = None;
         for index in &self.open_orders {
             let order = &mut self.orders[*index];
             if order.matured || order.matures_at.is_none_or(|m| m > at) {
@@ -811,7 +829,8 @@ impl Member {
                 }
                 _ => order.applied = true,
             }
-            if order.placed_year < year {
+            let current = *year.get_or_insert_with(|| program.calendar.year(at));
+            if order.placed_year < current {
                 late_years.insert(order.placed_year);
             }
         }
@@ -825,6 +844,7 @@ impl Member {
             Qualification::Rolling { .. } => {}
             Qualification::CalendarYear => {
                 self.mrp_upgrade_any_time(program, at);
+                let year = year.unwrap_or_else(|| program.calendar.year(at));
                 if late_years.contains(&(year - 1)) && at != program.calendar.start_of_year(year) {
                     self.mrp_late_maturation_raise(program, at, year);
                 }
@@ -1078,9 +1098,11 @@ impl Member {
     }
 
     fn schedule_birthday(&mut self, program: &Program, from: Timestamp) {
+        self.next_birthday_at = None;
         if program.points.as_ref().is_some_and(|p| p.birthday_bonus > 0)
             && let Some(next) = self.next_birthday(&program.calendar, from)
         {
+            self.next_birthday_at = Some(next);
             self.wakeups.insert(next);
         }
     }
@@ -1089,7 +1111,7 @@ impl Member {
     /// (programs.md §3, D23).
     fn pf_birthday_bonus(&mut self, program: &Program, at: Timestamp) {
         let Some(rules) = &program.points else { return };
-        if self.next_birthday(&program.calendar, at) != Some(at) {
+        if self.next_birthday_at != Some(at) {
             return;
         }
         let year = program.calendar.year(at);

@@ -4,19 +4,44 @@
 /// going to the largest weight (the first one on a tie). The shares always sum to
 /// `total` exactly. With every weight zero, the first share takes everything.
 pub fn split_pro_rata(total: i64, weights: &[i64]) -> Vec<i64> {
-    let sum: i128 = weights.iter().map(|w| i128::from(*w)).sum();
-    if weights.is_empty() {
-        return Vec::new();
+    let split = ProRata::new(total, weights.iter().copied());
+    weights.iter().enumerate().map(|(index, weight)| split.share(index, *weight)).collect()
+}
+
+/// [`split_pro_rata`] without allocating: set up once over the weights, then asked
+/// for each share.
+#[derive(Clone, Copy, Debug)]
+pub struct ProRata {
+    total: i64,
+    sum: i128,
+    largest: usize,
+    remainder: i64,
+}
+
+impl ProRata {
+    pub fn new(total: i64, weights: impl Iterator<Item = i64> + Clone) -> ProRata {
+        let sum: i128 = weights.clone().map(i128::from).sum();
+        let mut split = ProRata { total, sum, largest: 0, remainder: 0 };
+        let (mut largest_weight, mut given) = (i64::MIN, 0_i64);
+        for (index, weight) in weights.enumerate() {
+            if weight > largest_weight {
+                largest_weight = weight;
+                split.largest = index;
+            }
+            given += split.floor(weight);
+        }
+        split.remainder = total - given;
+        split
     }
-    let mut shares: Vec<i64> = if sum == 0 {
-        vec![0; weights.len()]
-    } else {
-        weights.iter().map(|w| (i128::from(total) * i128::from(*w)).div_euclid(sum) as i64).collect()
-    };
-    let given: i64 = shares.iter().sum();
-    let largest = weights.iter().enumerate().fold(0, |best, (index, w)| if *w > weights[best] { index } else { best });
-    shares[largest] += total - given;
-    shares
+
+    fn floor(&self, weight: i64) -> i64 {
+        if self.sum == 0 { 0 } else { (i128::from(self.total) * i128::from(weight)).div_euclid(self.sum) as i64 }
+    }
+
+    /// The share of the weight at `index`.
+    pub fn share(&self, index: usize, weight: i64) -> i64 {
+        self.floor(weight) + if index == self.largest { self.remainder } else { 0 }
+    }
 }
 
 /// What a partial removal of `quantity` of a line's `bought` units takes from
