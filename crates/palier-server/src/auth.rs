@@ -91,7 +91,9 @@ impl KeyRing {
 
     /// Checks a request's `Authorization` header for a scope; returns the key id.
     pub fn authorize(&self, header: Option<&str>, scope: &str) -> Result<String, Denied> {
-        let Some(secret) = header.and_then(|h| h.strip_prefix("Bearer ")).map(str::trim) else {
+        // The scheme is case-insensitive (RFC 9110 §11.1).
+        let secret = header.and_then(|h| h.split_once(' ')).filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"));
+        let Some(secret) = secret.map(|(_, secret)| secret.trim()) else {
             return Err(Denied::Unauthenticated("missing_key"));
         };
         let hash = hash_secret(secret);

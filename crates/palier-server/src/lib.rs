@@ -203,6 +203,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .route("/docs", get(reference))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
@@ -243,6 +244,11 @@ impl IntoResponse for Problem {
         });
         let mut response = (self.status, Json(body)).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"palier\""));
+        }
         response
     }
 }
@@ -303,9 +309,16 @@ async fn post_events(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(query): Query<PostQuery>,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, Problem> {
     authorize(&state, &headers, "events:write")?;
+    let body = body.map_err(|rejection| {
+        Problem::new(
+            rejection.status(),
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE { "body_too_large" } else { "invalid_body" },
+            format!("{} (at most {MAX_BODY_BYTES} bytes)", rejection.body_text()),
+        )
+    })?;
     if state.inner.metrics.is_broken() {
         return Err(Problem::new(StatusCode::SERVICE_UNAVAILABLE, "store_failed", "a commit failed; restart palier"));
     }

@@ -207,18 +207,31 @@ impl Reply {
 
     /// Asserts an RFC 9457 problem with this status and code.
     pub fn assert_problem(&self, status: u16, code: &str, context: &str) {
-        assert_eq!(self.status, status, "{context}: expected HTTP {status} ({code}), got {self:?}");
-        assert_eq!(
-            self.content_type.as_deref(),
-            Some("application/problem+json"),
-            "{context}: a problem must be application/problem+json; got {self:?}"
-        );
-        let body = self.json();
-        for field in ["type", "title", "detail", "code"] {
-            assert!(body[field].is_string(), "{context}: problem field {field:?} missing or not a string: {body}");
+        if let Err(message) = self.check_problem(status, code, context) {
+            panic!("{message}");
         }
-        assert_eq!(body["status"], Value::from(status), "{context}: problem status: {body}");
-        assert_eq!(body["code"], Value::from(code), "{context}: problem code: {body}");
+    }
+
+    /// An RFC 9457 problem with this status and code (`type`, `title`, `status`,
+    /// `detail`, `code`, as `application/problem+json`), or what is wrong.
+    pub fn check_problem(&self, status: u16, code: &str, context: &str) -> Result<(), String> {
+        if self.status != status {
+            return Err(format!("{context}: expected HTTP {status} ({code}), got {self:?}"));
+        }
+        if self.content_type.as_deref() != Some("application/problem+json") {
+            return Err(format!("{context}: a problem must be application/problem+json; got {self:?}"));
+        }
+        let body: Value = serde_json::from_str(&self.text)
+            .map_err(|e| format!("{context}: the problem is not JSON ({e}): {self:?}"))?;
+        for field in ["type", "title", "detail", "code"] {
+            if !body[field].is_string() {
+                return Err(format!("{context}: problem field {field:?} missing or not a string: {body}"));
+            }
+        }
+        if body["status"] != status || body["code"] != code {
+            return Err(format!("{context}: expected status {status} and code {code:?} in the problem: {body}"));
+        }
+        Ok(())
     }
 }
 
@@ -269,11 +282,9 @@ impl Server {
     pub async fn start(location: &str) -> Server {
         let store = Store::open(location).await.unwrap_or_else(|e| panic!("opening the store {location}: {e}"));
         let clock = Clock::Manual(Arc::new(Mutex::new(now())));
-        let config =
-            ServiceConfig { programs: programs(), store, admin_key: Some(ADMIN_KEY.to_string()), clock };
+        let config = ServiceConfig { programs: programs(), store, admin_key: Some(ADMIN_KEY.to_string()), clock };
         let state = palier_server::start(config).await.unwrap_or_else(|e| panic!("starting the service: {e}"));
-        let listener =
-            palier_server::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("binding 127.0.0.1:0");
+        let listener = palier_server::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("binding 127.0.0.1:0");
         let address = listener.local_addr().expect("the bound address");
         let task = tokio::spawn(palier_server::serve(state.clone(), listener));
         Server {
@@ -337,8 +348,7 @@ impl Server {
         if let Some(body) = body {
             request = request.header(reqwest::header::CONTENT_TYPE, "application/json").body(body);
         }
-        let response =
-            request.send().await.unwrap_or_else(|e| panic!("{method} {path}: the request failed: {e:?}"));
+        let response = request.send().await.unwrap_or_else(|e| panic!("{method} {path}: the request failed: {e:?}"));
         Server::read(response).await
     }
 
@@ -383,6 +393,49 @@ impl Server {
         Server::read(response).await
     }
 
+    /// `POST /v1/events` over a raw connection declaring a body of `body.len()` bytes
+    /// but sending only its first `sent` bytes: a server must refuse an oversized body
+    /// from its declared length, before reading it (and a peer that closes with unread
+    /// data resets the connection, losing the answer, so none is left unread).
+    pub async fn post_raw(&self, body: Vec<u8>, sent: usize) -> Reply {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let address = self.base.trim_start_matches("http://").to_string();
+        let stream = tokio::net::TcpStream::connect(&address).await.expect("connecting to the service");
+        let (mut reader, mut writer) = stream.into_split();
+        let head = format!(
+            "POST /v1/events HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {ADMIN_KEY}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        let writing = tokio::spawn(async move {
+            writer.write_all(head.as_bytes()).await?;
+            writer.write_all(&body[..sent.min(body.len())]).await?;
+            writer.flush().await?;
+            // Keep the write side open until the answer is read.
+            tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+            Ok::<_, std::io::Error>(writer)
+        });
+        let mut raw = Vec::new();
+        // An error (a reset once the server closes) still leaves what was read.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(30), reader.read_to_end(&mut raw)).await;
+        writing.abort();
+        let text = String::from_utf8_lossy(&raw).to_string();
+        let Some((head, body)) = text.split_once("\r\n\r\n") else {
+            panic!("no HTTP response to a raw POST of a large body; received {:?}", text);
+        };
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no status line in {head:?}"));
+        let content_type = lines
+            .filter_map(|l| l.split_once(':'))
+            .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-type"))
+            .map(|(_, value)| value.trim().to_string());
+        Reply { status, content_type, text: body.to_string() }
+    }
+
     pub async fn event_count(&self) -> u64 {
         self.store().event_count().await.expect("the store's event count")
     }
@@ -420,6 +473,12 @@ pub fn generated(config: &palier_gen::GenConfig) -> Vec<String> {
     let mut out = Vec::new();
     palier_gen::generate(config, &mut out).expect("palier-gen writes to memory");
     String::from_utf8(out).expect("palier-gen writes UTF-8").lines().map(str::to_string).collect()
+}
+
+/// A string field of an event, if it has one.
+pub fn opt_field(event: &str, name: &str) -> Option<String> {
+    let value: Value = serde_json::from_str(event).unwrap_or_else(|e| panic!("not JSON ({e}): {event}"));
+    value[name].as_str().map(str::to_string)
 }
 
 pub fn field(event: &str, name: &str) -> String {
@@ -488,11 +547,12 @@ pub async fn assert_documents_equal(server: &Server, expected: &[MemberDocument]
             .iter()
             .map(|d| d.to_string())
             .collect();
-        let want_values: Vec<String> = want
-            .iter()
-            .map(|t| serde_json::from_str::<Value>(t).expect("JSON").to_string())
-            .collect();
-        assert_eq!(got, want_values, "{context}: GET /v1/members?program={program}&as_of={as_of} differs from the replay");
+        let want_values: Vec<String> =
+            want.iter().map(|t| serde_json::from_str::<Value>(t).expect("JSON").to_string()).collect();
+        assert_eq!(
+            got, want_values,
+            "{context}: GET /v1/members?program={program}&as_of={as_of} differs from the replay"
+        );
         assert_eq!(body["next_cursor"], Value::Null, "{context}: one page holds every member");
     }
 }
