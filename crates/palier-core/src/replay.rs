@@ -114,22 +114,8 @@ impl<'p> ReplayParser<'p> {
     /// values (decisions D7). `body(offset, length)` gives back the bytes of a line
     /// (it is asked only for lines whose id occurs more than once).
     pub fn finish(self, mut body: impl FnMut(u64, usize) -> Option<Vec<u8>>) -> Replay {
-        let ReplayParser { mut lines, spans, .. } = self;
-        let mut first: FxHashMap<&str, usize> = FxHashMap::default();
-        first.reserve(lines.len());
-        let mut repeats: Vec<(usize, usize)> = Vec::new();
-        for (position, line) in lines.iter().enumerate() {
-            if let Ok((_, event)) = &line.event {
-                match first.get(event.id.as_str()) {
-                    Some(original) => repeats.push((*original, position)),
-                    None => {
-                        first.insert(event.id.as_str(), position);
-                    }
-                }
-            }
-        }
-        drop(first);
-        repeats.sort_unstable();
+        let ReplayParser { mut lines, spans, threads, .. } = self;
+        let repeats = repeated_ids(&lines, threads);
         let mut classes: Vec<(usize, u32)> = Vec::new();
         for group in repeats.chunk_by(|a, b| a.0 == b.0) {
             let positions: Vec<usize> = std::iter::once(group[0].0).chain(group.iter().map(|(_, p)| *p)).collect();
@@ -197,17 +183,16 @@ impl Replay {
             return ReplayOutput { as_of: None, documents: Vec::new(), rejections };
         };
         let due = self.due(as_of, &mut rejections);
-        let routes = self.route(&due);
+        let routes = self.route(&due, threads);
 
         let mut lines = self.lines;
         let mut documents = match routes {
-            Some(mut routes) => {
-                // Stable: each member's events stay in order of `at`. Events naming no
-                // order placed before them go to engines of their own (unknown_order).
-                routes.sort_by_key(|(slot, _)| *slot);
+            Some(routes) => {
+                // Events naming an order nobody places go to engines of their own
+                // (all unknown_order).
                 let order: Vec<usize> = routes.iter().map(|(_, p)| *p).collect();
                 permute(&mut lines, &order);
-                let unrouted = routes.partition_point(|(slot, _)| *slot != u32::MAX);
+                let unrouted = routes.partition_point(|(group, _)| *group != u64::MAX);
                 let (routed, rest) = lines.split_at_mut(order.len());
                 let (members, orphans) = routed.split_at_mut(unrouted);
                 drop(order);
@@ -292,39 +277,72 @@ impl Replay {
         due
     }
 
-    /// Which member each due event belongs to: `(member slot, position)` in order of
-    /// `at`, the slot `u32::MAX` for order events naming no order placed before them.
-    /// `None` when two members place the same order id: only the in-order replay
-    /// settles which one wins.
-    fn route(&self, due: &[(Timestamp, usize)]) -> Option<Vec<(u32, usize)>> {
-        let mut slots: FxHashMap<(usize, &str), u32> = FxHashMap::default();
-        let mut owners: FxHashMap<(usize, &str), u32> = FxHashMap::default();
-        let mut routes = Vec::with_capacity(due.len());
-        for (_, position) in due {
-            let Ok((program, event)) = &self.lines[*position].event else { continue };
-            let slot = match event.body.member() {
-                Some(member) => {
-                    let next = slots.len() as u32;
-                    let slot = *slots.entry((*program, member)).or_insert(next);
-                    if let EventBody::OrderPlaced(order) = &event.body {
-                        match owners.get(&(*program, order.order.as_str())) {
-                            None => {
-                                owners.insert((*program, order.order.as_str()), slot);
-                            }
-                            Some(owner) if *owner == slot => {}
-                            Some(_) => return None,
+    /// Groups the due events member by member: `(group, position)` sorted by group,
+    /// then by `at` and line within a group. A group is a hash of (program, member id);
+    /// two members sharing one are applied together in order of `at`, which is exactly
+    /// what an in-order replay does for them. Events naming an order nobody places go
+    /// last, in group `u64::MAX`. `None` when two members place the same order id: only
+    /// the in-order replay settles which one wins. Sorting, not hash maps, on all cores.
+    fn route(&self, due: &[(Timestamp, usize)], threads: usize) -> Option<Vec<(u64, usize)>> {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        const ORPHAN: u64 = u64::MAX;
+        let hasher = BuildHasherDefault::<rustc_hash::FxHasher>::default();
+        let key = |program: usize, id: &str| hasher.hash_one((program, id)).min(ORPHAN - 1);
+        let event_at = |index: usize| match &self.lines[due[index].1].event {
+            Ok((program, event)) => Some((*program, event)),
+            Err(_) => None,
+        };
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build().ok();
+        let sort = |items: &mut Vec<(u64, usize)>| match &pool {
+            Some(pool) if threads > 1 => pool.install(|| items.par_sort_unstable()),
+            _ => items.sort_unstable(),
+        };
+
+        // Who places each order: (order key, due index), first placement first.
+        let mut placed: Vec<(u64, usize)> = (0..due.len())
+            .filter_map(|index| match event_at(index) {
+                Some((program, event)) => match &event.body {
+                    EventBody::OrderPlaced(order) => Some((key(program, &order.order), index)),
+                    _ => None,
+                },
+                None => None,
+            })
+            .collect();
+        sort(&mut placed);
+        let placement = |index: usize| match event_at(index).map(|(p, e)| (p, &e.body)) {
+            Some((program, EventBody::OrderPlaced(order))) => {
+                Some((program, order.order.as_str(), order.member.as_str()))
+            }
+            _ => None,
+        };
+        for group in placed.chunk_by(|a, b| a.0 == b.0).filter(|g| g.len() > 1) {
+            let first = placement(group[0].1);
+            if group[1..].iter().any(|(_, index)| placement(*index) != first) {
+                return None;
+            }
+        }
+
+        let mut routes: Vec<(u64, usize)> = (0..due.len())
+            .filter_map(|index| {
+                let (program, event) = event_at(index)?;
+                let group = match event.body.member() {
+                    Some(member) => key(program, member),
+                    None => {
+                        let order = event.body.order().unwrap_or_default();
+                        let order_key = key(program, order);
+                        let found = placed.partition_point(|(k, _)| *k < order_key);
+                        match placed.get(found).filter(|(k, _)| *k == order_key).and_then(|(_, i)| placement(*i)) {
+                            Some((p, id, member)) if p == program && id == order => key(program, member),
+                            _ => ORPHAN,
                         }
                     }
-                    slot
-                }
-                None => {
-                    let order = event.body.order().unwrap_or_default();
-                    owners.get(&(*program, order)).copied().unwrap_or(u32::MAX)
-                }
-            };
-            routes.push((slot, *position));
-        }
-        Some(routes)
+                };
+                Some((group, index))
+            })
+            .collect();
+        sort(&mut routes);
+        // Due indexes back to line positions; `due` is in order of `at` and line.
+        Some(routes.into_iter().map(|(group, index)| (group, due[index].1)).collect())
     }
 }
 
@@ -374,10 +392,10 @@ fn permute<T>(items: &mut [T], order: &[usize]) {
     }
 }
 
-/// Splits routes sorted by member slot into `parts` runs of about equal length,
+/// Splits routes sorted by member group into `parts` runs of about equal length,
 /// never cutting a member's events apart. Members are independent: each part gives
 /// exactly what an in-order replay gives for its members.
-fn split_members(routes: &[(u32, usize)], parts: usize) -> Vec<&[(u32, usize)]> {
+fn split_members(routes: &[(u64, usize)], parts: usize) -> Vec<&[(u64, usize)]> {
     let mut chunks = Vec::with_capacity(parts);
     let mut rest = routes;
     for part in (1..=parts).rev() {
@@ -390,6 +408,41 @@ fn split_members(routes: &[(u32, usize)], parts: usize) -> Vec<&[(u32, usize)]> 
         rest = tail;
     }
     chunks
+}
+
+/// Lines whose event id was used on an earlier line: `(first line, repeating line)`
+/// positions, sorted. Ids are grouped by sorting their hashes (on every core), not
+/// through a hash map of every id: with millions of lines that is several times
+/// faster, and equal hashes are confirmed by comparing the ids themselves.
+fn repeated_ids(lines: &[ParsedLine], threads: usize) -> Vec<(usize, usize)> {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    let hasher = BuildHasherDefault::<rustc_hash::FxHasher>::default();
+    let id_of = |position: usize| lines[position].event.as_ref().ok().map(|(_, e)| e.id.as_str());
+    let mut keyed: Vec<(u64, u32)> = lines
+        .iter()
+        .enumerate()
+        .filter_map(|(position, line)| {
+            line.event.as_ref().ok().map(|(_, e)| (hasher.hash_one(e.id.as_str()), position as u32))
+        })
+        .collect();
+    match rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build() {
+        Ok(pool) if threads > 1 => pool.install(|| keyed.par_sort_unstable()),
+        _ => keyed.sort_unstable(),
+    }
+    let mut repeats = Vec::new();
+    for group in keyed.chunk_by(|a, b| a.0 == b.0).filter(|g| g.len() > 1) {
+        // Equal hashes: group by the id itself, in line order (positions ascend).
+        let mut firsts: Vec<usize> = Vec::new();
+        for (_, position) in group {
+            let position = *position as usize;
+            match firsts.iter().find(|first| id_of(**first) == id_of(position)) {
+                Some(first) => repeats.push((*first, position)),
+                None => firsts.push(position),
+            }
+        }
+    }
+    repeats.sort_unstable();
+    repeats
 }
 
 /// Threads worth using for `work` lines: all cores for large inputs, one for small.
