@@ -130,6 +130,14 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
+    #[error("{what} in the sqlite store failed: {source}")]
+    Write {
+        what: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("the sqlite writer stopped")]
+    WriterGone,
     #[error("API key {id:?} not stored: a key with this id or secret already exists")]
     KeyExists { id: String },
     #[error("API key {id:?} not stored: {reason}")]

@@ -1,11 +1,15 @@
 //! The embedded SQLite backend: one writer connection, a few readers, WAL.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use sqlx::Connection;
 use sqlx::migrate::Migrator;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use tokio::sync::Mutex;
 
-use crate::batch::{Appended, Batch, Existing};
 use crate::{
     AppendOutcome, EVENT_COLUMNS, KEY_COLUMNS, KeyRecord, NewEvent, NewKey, StoreError, StoredEvent, decode_event,
     decode_key, sha256,
@@ -17,14 +21,17 @@ static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
 /// Readers beside the single writer; WAL lets them read while it writes.
 const READERS: u32 = 4;
-/// How long an append waits for the writer connection before failing.
-const WRITER_WAIT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone)]
 pub(crate) struct SqliteStore {
-    /// Exactly one connection: every write is serialized here, so writers in this
+    /// Exactly one connection, held directly (a pool in front of it costs a thread
+    /// hand-off per commit): every write is serialized here, so writers in this
     /// process never contend for SQLite's lock.
-    writer: SqlitePool,
+    writer: Arc<Mutex<SqliteConnection>>,
+    /// The event appender: a plain SQLite connection used from a blocking thread,
+    /// one hand-off per batch and cached prepared statements (sqlx's async SQLite
+    /// driver costs a thread hand-off per statement, which single-event commits feel).
+    appender: Arc<std::sync::Mutex<rusqlite::Connection>>,
     readers: SqlitePool,
 }
 
@@ -42,66 +49,38 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
         let open_failed = |source| StoreError::Open { backend: KIND, location: path.to_owned(), source };
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .acquire_timeout(WRITER_WAIT)
-            .connect_with(options.clone())
-            .await
-            .map_err(open_failed)?;
-        MIGRATOR.run(&writer).await.map_err(|source| StoreError::Migrate { backend: KIND, source })?;
+        let mut writer = SqliteConnection::connect_with(&options).await.map_err(open_failed)?;
+        MIGRATOR.run(&mut writer).await.map_err(|source| StoreError::Migrate { backend: KIND, source })?;
+        let writer = Arc::new(Mutex::new(writer));
+        let appender = rusqlite::Connection::open(path)
+            .and_then(|connection| {
+                connection.pragma_update(None, "journal_mode", "WAL")?;
+                connection.pragma_update(None, "synchronous", "FULL")?;
+                connection.pragma_update(None, "foreign_keys", "ON")?;
+                connection.busy_timeout(Duration::from_secs(5))?;
+                Ok(connection)
+            })
+            .map_err(|source| StoreError::Write { what: "opening the appender", source })?;
+        let appender = Arc::new(std::sync::Mutex::new(appender));
         let readers = SqlitePoolOptions::new()
             .max_connections(READERS)
             .connect_with(options.create_if_missing(false))
             .await
             .map_err(open_failed)?;
-        Ok(SqliteStore { writer, readers })
+        Ok(SqliteStore { writer, appender, readers })
     }
 
-    /// One transaction: multi-row `INSERT … ON CONFLICT (id) DO NOTHING RETURNING id, seq`
-    /// statements over the batch's first occurrence of each id, in batch order, then
-    /// `SELECT`s for the ids that were already stored.
+    /// One transaction (`BEGIN IMMEDIATE` … `COMMIT`, durable on return): each event
+    /// is inserted unless its id is stored (then read back), in batch order.
     pub(crate) async fn append(&self, events: &[NewEvent]) -> Result<Vec<AppendOutcome>, StoreError> {
-        let batch = Batch::new(events);
-        // IMMEDIATE takes the write lock at once; with one writer connection it is free
-        // unless another process holds it, and then busy_timeout waits for it.
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(q("beginning an append"))?;
-
-        let mut appended = Appended::with_capacity(batch.offered.len());
-        for chunk in chunks(&batch.offered) {
-            let sql = insert_sql(chunk.len());
-            let mut insert = sqlx::query_as::<_, (String, i64)>(&sql);
-            for event in chunk {
-                insert = insert
-                    .bind(&event.id)
-                    .bind(&event.program)
-                    .bind(&event.member)
-                    .bind(event.order.as_deref())
-                    .bind(event.at_unix_nanos)
-                    .bind(&event.body)
-                    .bind(event.body_sha256.as_slice())
-                    .bind(event.received_unix_nanos);
-            }
-            appended.extend(insert.fetch_all(&mut *tx).await.map_err(q("appending events"))?);
-        }
-
-        let missing = batch.not_inserted(&appended);
-        let mut existing = Existing::with_capacity(missing.len());
-        for chunk in chunks(&missing) {
-            let sql = format!("SELECT id, seq, body_sha256 FROM events WHERE id IN ({})", placeholders(chunk.len()));
-            let mut select = sqlx::query_as::<_, (String, i64, Vec<u8>)>(&sql);
-            for id in chunk {
-                select = select.bind(*id);
-            }
-            for (id, seq, hash) in select.fetch_all(&mut *tx).await.map_err(q("reading existing events"))? {
-                let hash = sha256(KIND, "events.body_sha256", &id, hash)?;
-                existing.insert(id, (seq, hash));
-            }
-        }
-
-        let outcomes = batch.outcomes(KIND, &appended, &existing)?;
-        tx.commit().await.map_err(q("committing an append"))?;
-        Ok(outcomes)
+        let appender = self.appender.clone();
+        let events = events.to_vec();
+        tokio::task::spawn_blocking(move || {
+            let mut connection = appender.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            append_blocking(&mut connection, &events)
+        })
+        .await
+        .map_err(|_| StoreError::WriterGone)?
     }
 
     pub(crate) async fn for_each_event(&self, page: i64, mut each: impl FnMut(StoredEvent)) -> Result<u64, StoreError> {
@@ -167,7 +146,7 @@ impl SqliteStore {
         .bind(key.secret_sha256.as_slice())
         .bind(scopes)
         .bind(key.created_unix_seconds)
-        .execute(&self.writer)
+        .execute(&mut *self.writer.lock().await)
         .await;
         match result {
             Ok(_) => Ok(()),
@@ -193,7 +172,7 @@ impl SqliteStore {
             sqlx::query("UPDATE api_keys SET revoked_unix_seconds = ?1 WHERE id = ?2 AND revoked_unix_seconds IS NULL")
                 .bind(at_unix_seconds)
                 .bind(key_id)
-                .execute(&self.writer)
+                .execute(&mut *self.writer.lock().await)
                 .await
                 .map_err(q("revoking an API key"))?;
         Ok(done.rows_affected() == 1)
@@ -201,63 +180,57 @@ impl SqliteStore {
 
     pub(crate) async fn close(&self) {
         self.readers.close().await;
-        self.writer.close().await;
+        // The writer connection closes when the last clone of the store is dropped.
     }
 }
 
-/// The most rows one statement carries: 8 parameters a row stays far below SQLite's
-/// limit of 32766 parameters.
-const MAX_ROWS_PER_STATEMENT: usize = 512;
-
-/// Splits into chunks whose lengths are powers of two (512, 256, …, 1), in order: a batch
-/// of any size then uses at most ten statement shapes, each prepared once per connection.
-fn chunks<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
-    let mut rest = items;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
+fn append_blocking(
+    connection: &mut rusqlite::Connection,
+    events: &[NewEvent],
+) -> Result<Vec<AppendOutcome>, StoreError> {
+    let write = |what: &'static str| move |source| StoreError::Write { what, source };
+    let transaction = connection
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(write("beginning an append"))?;
+    let mut outcomes = Vec::with_capacity(events.len());
+    {
+        let mut insert = transaction
+            .prepare_cached(
+                "INSERT INTO events (id, program, member, order_id, at_unix_nanos, body, body_sha256, \
+                 received_unix_nanos) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (id) DO NOTHING RETURNING seq",
+            )
+            .map_err(write("preparing an append"))?;
+        let mut existing = transaction
+            .prepare_cached("SELECT seq, body_sha256 FROM events WHERE id = ?1")
+            .map_err(write("preparing an append"))?;
+        for event in events {
+            let params = rusqlite::params![
+                event.id,
+                event.program,
+                event.member,
+                event.order,
+                event.at_unix_nanos,
+                event.body,
+                event.body_sha256.as_slice(),
+                event.received_unix_nanos
+            ];
+            let mut rows = insert.query(params).map_err(write("appending events"))?;
+            let inserted: Option<i64> = match rows.next().map_err(write("appending events"))? {
+                Some(row) => Some(row.get(0).map_err(write("appending events"))?),
+                None => None,
+            };
+            drop(rows);
+            outcomes.push(match inserted {
+                Some(seq) => AppendOutcome::Appended { seq },
+                None => {
+                    let (seq, hash): (i64, Vec<u8>) = existing
+                        .query_row([&event.id], |row| Ok((row.get(0)?, row.get(1)?)))
+                        .map_err(write("reading existing events"))?;
+                    AppendOutcome::Existing { seq, body_sha256: sha256(KIND, "events.body_sha256", &event.id, hash)? }
+                }
+            });
         }
-        let len = rest.len().min(MAX_ROWS_PER_STATEMENT);
-        let len = 1 << len.ilog2();
-        let (chunk, tail) = rest.split_at(len);
-        rest = tail;
-        Some(chunk)
-    })
-}
-
-fn insert_sql(rows: usize) -> String {
-    let mut sql = String::from(
-        "INSERT INTO events (id, program, member, order_id, at_unix_nanos, body, body_sha256, received_unix_nanos) VALUES ",
-    );
-    for row in 0..rows {
-        if row > 0 {
-            sql.push(',');
-        }
-        sql.push_str("(?,?,?,?,?,?,?,?)");
     }
-    // SQLite inserts the rows of a VALUES list in order, so their seqs follow the batch;
-    // RETURNING comes back in no promised order, hence the id.
-    sql.push_str(" ON CONFLICT (id) DO NOTHING RETURNING id, seq");
-    sql
-}
-
-fn placeholders(n: usize) -> String {
-    let mut list = "?,".repeat(n);
-    list.pop();
-    list
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chunks_are_powers_of_two_in_order() {
-        let items: Vec<usize> = (0..1300).collect();
-        let lens: Vec<usize> = chunks(&items).map(<[usize]>::len).collect();
-        assert_eq!(lens, [512, 512, 256, 16, 4]);
-        assert_eq!(chunks(&items).flatten().copied().collect::<Vec<_>>(), items);
-        assert_eq!(chunks(&items[..1]).count(), 1);
-        assert_eq!(chunks::<usize>(&[]).count(), 0);
-    }
+    transaction.commit().map_err(write("committing an append"))?;
+    Ok(outcomes)
 }
