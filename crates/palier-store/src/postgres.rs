@@ -38,6 +38,9 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(Duration::from_secs(30))
+            // No ping before each checkout: a broken connection fails its query, and
+            // the caller sees that error; the round trip per commit is saved.
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(open_failed)?;
