@@ -76,7 +76,9 @@ impl PgStore {
     async fn append_once(&self, events: &[NewEvent]) -> Result<Vec<AppendOutcome>, StoreError> {
         let batch = Batch::new(events);
         let offered = &batch.offered;
-        let mut tx = self.pool.begin().await.map_err(q("beginning an append"))?;
+        // One statement, so one round trip: in autocommit it is its own transaction,
+        // atomic and durable when it returns. Rows already stored are immutable, so
+        // reading them afterwards needs no transaction.
         let inserted: Vec<(String, i64)> = sqlx::query_as(
             "WITH drawn AS MATERIALIZED ( \
                  SELECT nextval(pg_get_serial_sequence('events', 'seq')) AS seq \
@@ -104,7 +106,7 @@ impl PgStore {
         .bind(offered.iter().map(|e| e.body.as_str()).collect::<Vec<_>>())
         .bind(offered.iter().map(|e| e.body_sha256.as_slice()).collect::<Vec<_>>())
         .bind(offered.iter().map(|e| e.received_unix_nanos).collect::<Vec<_>>())
-        .fetch_all(&mut *tx)
+        .fetch_all(&self.pool)
         .await
         .map_err(q("appending events"))?;
 
@@ -115,7 +117,7 @@ impl PgStore {
             let rows: Vec<(String, i64, Vec<u8>)> =
                 sqlx::query_as("SELECT id, seq, body_sha256 FROM events WHERE id = ANY($1)")
                     .bind(&missing)
-                    .fetch_all(&mut *tx)
+                    .fetch_all(&self.pool)
                     .await
                     .map_err(q("reading existing events"))?;
             for (id, seq, hash) in rows {
@@ -123,9 +125,7 @@ impl PgStore {
                 existing.insert(id, (seq, hash));
             }
         }
-        let outcomes = batch.outcomes(KIND, &appended, &existing)?;
-        tx.commit().await.map_err(q("committing an append"))?;
-        Ok(outcomes)
+        batch.outcomes(KIND, &appended, &existing)
     }
 
     pub(crate) async fn for_each_event(&self, page: i64, mut each: impl FnMut(StoredEvent)) -> Result<u64, StoreError> {
