@@ -3,12 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::Connection;
 use sqlx::migrate::Migrator;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
-use tokio::sync::Mutex;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::{
     AppendOutcome, EVENT_COLUMNS, KEY_COLUMNS, KeyRecord, NewEvent, NewKey, StoreError, StoredEvent, decode_event,
@@ -24,11 +20,8 @@ const READERS: u32 = 4;
 
 #[derive(Debug, Clone)]
 pub(crate) struct SqliteStore {
-    /// Exactly one connection, held directly (a pool in front of it costs a thread
-    /// hand-off per commit): every write is serialized here, so writers in this
-    /// process never contend for SQLite's lock.
-    writer: Arc<Mutex<SqliteConnection>>,
-    /// The event appender: a plain SQLite connection used from a blocking thread,
+    /// The only writer (events and keys), so writers in this process never contend
+    /// for SQLite's lock: a plain SQLite connection used from a blocking thread,
     /// one hand-off per batch and cached prepared statements (sqlx's async SQLite
     /// driver costs a thread hand-off per statement, which single-event commits feel).
     appender: Arc<std::sync::Mutex<rusqlite::Connection>>,
@@ -49,9 +42,10 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
         let open_failed = |source| StoreError::Open { backend: KIND, location: path.to_owned(), source };
-        let mut writer = SqliteConnection::connect_with(&options).await.map_err(open_failed)?;
-        MIGRATOR.run(&mut writer).await.map_err(|source| StoreError::Migrate { backend: KIND, source })?;
-        let writer = Arc::new(Mutex::new(writer));
+        let migrating =
+            SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await.map_err(open_failed)?;
+        MIGRATOR.run(&migrating).await.map_err(|source| StoreError::Migrate { backend: KIND, source })?;
+        migrating.close().await;
         let appender = rusqlite::Connection::open(path)
             .and_then(|connection| {
                 connection.pragma_update(None, "journal_mode", "WAL")?;
@@ -67,20 +61,14 @@ impl SqliteStore {
             .connect_with(options.create_if_missing(false))
             .await
             .map_err(open_failed)?;
-        Ok(SqliteStore { writer, appender, readers })
+        Ok(SqliteStore { appender, readers })
     }
 
     /// One transaction (`BEGIN IMMEDIATE` … `COMMIT`, durable on return): each event
     /// is inserted unless its id is stored (then read back), in batch order.
     pub(crate) async fn append(&self, events: &[NewEvent]) -> Result<Vec<AppendOutcome>, StoreError> {
-        let appender = self.appender.clone();
         let events = events.to_vec();
-        tokio::task::spawn_blocking(move || {
-            let mut connection = appender.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            append_blocking(&mut connection, &events)
-        })
-        .await
-        .map_err(|_| StoreError::WriterGone)?
+        self.write(move |connection| append_blocking(connection, &events)).await
     }
 
     pub(crate) async fn for_each_event(&self, page: i64, mut each: impl FnMut(StoredEvent)) -> Result<u64, StoreError> {
@@ -137,24 +125,37 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Runs `work` on the writer connection, on a blocking thread.
+    async fn write<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let appender = self.appender.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut connection = appender.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            work(&mut connection)
+        })
+        .await
+        .map_err(|_| StoreError::WriterGone)?
+    }
+
     pub(crate) async fn insert_key(&self, key: &NewKey, scopes: &str) -> Result<(), StoreError> {
-        let result = sqlx::query(
-            "INSERT INTO api_keys (id, name, secret_sha256, scopes, created_unix_seconds) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )
-        .bind(&key.id)
-        .bind(&key.name)
-        .bind(key.secret_sha256.as_slice())
-        .bind(scopes)
-        .bind(key.created_unix_seconds)
-        .execute(&mut *self.writer.lock().await)
-        .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                Err(StoreError::KeyExists { id: key.id.clone() })
+        let key = key.clone();
+        let scopes = scopes.to_string();
+        self.write(move |connection| {
+            let result = connection.execute(
+                "INSERT INTO api_keys (id, name, secret_sha256, scopes, created_unix_seconds) VALUES (?1, ?2, ?3, ?4, ?5)",
+                rusqlite::params![key.id, key.name, key.secret_sha256.as_slice(), scopes, key.created_unix_seconds],
+            );
+            match result {
+                Ok(_) => Ok(()),
+                Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+                    Err(StoreError::KeyExists { id: key.id.clone() })
+                }
+                Err(source) => Err(StoreError::Write { what: "storing an API key", source }),
             }
-            Err(e) => Err(q("storing an API key")(e)),
-        }
+        })
+        .await
     }
 
     pub(crate) async fn keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
@@ -168,14 +169,17 @@ impl SqliteStore {
     }
 
     pub(crate) async fn revoke_key(&self, key_id: &str, at_unix_seconds: i64) -> Result<bool, StoreError> {
-        let done =
-            sqlx::query("UPDATE api_keys SET revoked_unix_seconds = ?1 WHERE id = ?2 AND revoked_unix_seconds IS NULL")
-                .bind(at_unix_seconds)
-                .bind(key_id)
-                .execute(&mut *self.writer.lock().await)
-                .await
-                .map_err(q("revoking an API key"))?;
-        Ok(done.rows_affected() == 1)
+        let key_id = key_id.to_string();
+        self.write(move |connection| {
+            connection
+                .execute(
+                    "UPDATE api_keys SET revoked_unix_seconds = ?1 WHERE id = ?2 AND revoked_unix_seconds IS NULL",
+                    rusqlite::params![at_unix_seconds, key_id],
+                )
+                .map(|changed| changed == 1)
+                .map_err(|source| StoreError::Write { what: "revoking an API key", source })
+        })
+        .await
     }
 
     pub(crate) async fn close(&self) {
