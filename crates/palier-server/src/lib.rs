@@ -340,9 +340,7 @@ async fn post_events(
         ));
     }
     let default_program = match query.program.as_deref() {
-        Some(id) => Some(state.inner.live.program_index(id).ok_or_else(|| {
-            Problem::new(StatusCode::NOT_FOUND, "unknown_program", format!("program {id:?} is not loaded"))
-        })?),
+        Some(id) => Some(named_program(&state, id)?),
         None => None,
     };
     let results = state.submit_texts(texts, default_program).await?;
@@ -419,13 +417,20 @@ fn parse_as_of(state: &AppState, as_of: Option<&str>) -> Result<Timestamp, Probl
     }
 }
 
+/// The index of a program named in a request.
+fn named_program(state: &AppState, id: &str) -> Result<usize, Problem> {
+    state
+        .inner
+        .live
+        .program_index(id)
+        .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "unknown_program", format!("program {id:?} is not loaded")))
+}
+
 /// The program holding a member: the one named, or the only one that has it.
 fn program_of(state: &AppState, member: &str, program: Option<&str>) -> Result<usize, Problem> {
     let live = &state.inner.live;
     if let Some(program) = program {
-        return live.program_index(program).ok_or_else(|| {
-            Problem::new(StatusCode::NOT_FOUND, "unknown_program", format!("program {program:?} is not loaded"))
-        });
+        return named_program(state, program);
     }
     let holding: Vec<usize> = (0..live.programs.len()).filter(|i| live.programs[*i].contains(member)).collect();
     match holding.as_slice() {
@@ -544,9 +549,7 @@ async fn simulate(
     authorize(&state, &headers, "members:read")?;
     let live = &state.inner.live;
     let program = match request.program.as_deref() {
-        Some(p) => live.program_index(p).ok_or_else(|| {
-            Problem::new(StatusCode::NOT_FOUND, "unknown_program", format!("program {p:?} is not loaded"))
-        })?,
+        Some(p) => named_program(&state, p)?,
         None => program_of(&state, &request.member, None).or_else(|_| {
             if live.programs.len() == 1 {
                 Ok(0)
@@ -598,9 +601,7 @@ async fn list_members(
     authorize(&state, &headers, "members:read")?;
     let live = &state.inner.live;
     let program = match query.program.as_deref() {
-        Some(p) => live.program_index(p).ok_or_else(|| {
-            Problem::new(StatusCode::NOT_FOUND, "unknown_program", format!("program {p:?} is not loaded"))
-        })?,
+        Some(p) => named_program(&state, p)?,
         None if live.programs.len() == 1 => 0,
         None => {
             return Err(Problem::new(StatusCode::BAD_REQUEST, "missing_program", "name a program with ?program="));
@@ -664,9 +665,7 @@ async fn get_program(
 ) -> Result<Response, Problem> {
     authorize(&state, &headers, "members:read")?;
     let live = &state.inner.live;
-    let program = live.program_index(&id).ok_or_else(|| {
-        Problem::new(StatusCode::NOT_FOUND, "unknown_program", format!("program {id:?} is not loaded"))
-    })?;
+    let program = named_program(&state, &id)?;
     let mut summary = program_summary(&live.programs[program].program);
     summary["members"] = json!(live.programs[program].member_count());
     Ok(Json(summary).into_response())
