@@ -106,7 +106,11 @@ pub async fn demo(listen: SocketAddr, data: &Path) -> Result<ExitCode, String> {
                 (i + 1, value.to_string())
             })
             .collect();
-        state.import_lines(lines).await?;
+        for (line, id, decision) in state.import_lines(lines).await? {
+            if let Decision::Rejected(rejection) = decision {
+                eprintln!("{}: line {line}: event {}: {rejection}", path.display(), id.as_deref().unwrap_or("?"));
+            }
+        }
     }
     let listener = palier_server::bind(listen).await.map_err(|e| format!("--listen {listen}: {e}"))?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;

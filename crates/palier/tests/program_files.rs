@@ -114,3 +114,28 @@ fn replay_bad_arguments_exit_2() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--as-of"));
 }
+
+/// `palier demo` loads every example into one store: event ids must be unique across
+/// the files, and each file must replay cleanly against its program.
+#[test]
+fn examples_replay_cleanly_with_unique_ids() {
+    let mut ids = std::collections::BTreeSet::new();
+    for program in ["net-a-porter", "mr-porter", "perfone"] {
+        let events = root().join("examples").join(format!("{program}.jsonl"));
+        let text = std::fs::read_to_string(&events).expect("example events");
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let value: serde_json::Value = serde_json::from_str(line).expect("example lines are JSON");
+            let id = value["id"].as_str().expect("an id").to_string();
+            assert!(ids.insert(id.clone()), "event id {id} is used in two example files");
+        }
+        let output = Command::new(env!("CARGO_BIN_EXE_palier"))
+            .args(["replay", "--program"])
+            .arg(root().join("programs").join(format!("{program}.toml")))
+            .arg("--events")
+            .arg(&events)
+            .output()
+            .expect("palier runs");
+        assert_eq!(output.status.code(), Some(0), "{program}: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(!output.stdout.is_empty(), "{program}: no member document");
+    }
+}
