@@ -74,6 +74,14 @@ impl<'p> ReplayParser<'p> {
         ReplayParser { programs, threads, lines: Vec::new(), spans: Vec::new(), line_count: 0, offset: 0 }
     }
 
+    /// Reserves room for an input of `bytes` bytes, so that the parsed lines are not
+    /// copied as they grow (room reserved but unused costs no memory).
+    pub fn reserve_for(&mut self, bytes: u64) {
+        let lines = usize::try_from(bytes / 64).unwrap_or(0);
+        self.lines.reserve(lines);
+        self.spans.reserve(lines);
+    }
+
     /// Parses the lines of `chunk`, the next piece of the input. A chunk must end at
     /// the end of a line (or of the input).
     pub fn push(&mut self, chunk: &[u8]) {

@@ -228,6 +228,7 @@ fn parse_file(programs: &[Program], path: &str, threads: usize) -> io::Result<Re
     const CHUNK_BYTES: usize = 8 << 20;
     let mut file = std::fs::File::open(path)?;
     let mut parser = ReplayParser::new(programs, threads);
+    parser.reserve_for(file.metadata()?.len());
     let mut buffer = vec![0_u8; CHUNK_BYTES];
     let mut filled = 0;
     loop {
