@@ -426,6 +426,15 @@ fn named_program(state: &AppState, id: &str) -> Result<usize, Problem> {
         .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "unknown_program", format!("program {id:?} is not loaded")))
 }
 
+/// The program a request names, or the only one loaded.
+fn named_or_only_program(state: &AppState, id: Option<&str>) -> Result<usize, Problem> {
+    match id {
+        Some(id) => named_program(state, id),
+        None if state.inner.live.programs.len() == 1 => Ok(0),
+        None => Err(Problem::new(StatusCode::BAD_REQUEST, "missing_program", "name a program with ?program=")),
+    }
+}
+
 /// The program holding a member: the one named, or the only one that has it.
 fn program_of(state: &AppState, member: &str, program: Option<&str>) -> Result<usize, Problem> {
     let live = &state.inner.live;
@@ -549,14 +558,8 @@ async fn simulate(
     authorize(&state, &headers, "members:read")?;
     let live = &state.inner.live;
     let program = match request.program.as_deref() {
-        Some(p) => named_program(&state, p)?,
-        None => program_of(&state, &request.member, None).or_else(|_| {
-            if live.programs.len() == 1 {
-                Ok(0)
-            } else {
-                Err(Problem::new(StatusCode::BAD_REQUEST, "missing_program", "name the program"))
-            }
-        })?,
+        Some(_) => named_or_only_program(&state, request.program.as_deref())?,
+        None => program_of(&state, &request.member, None).or_else(|_| named_or_only_program(&state, None))?,
     };
     let live_program = &live.programs[program];
     let mut history = live_program.history_of(&request.member).unwrap_or_default();
@@ -600,13 +603,7 @@ async fn list_members(
 ) -> Result<Response, Problem> {
     authorize(&state, &headers, "members:read")?;
     let live = &state.inner.live;
-    let program = match query.program.as_deref() {
-        Some(p) => named_program(&state, p)?,
-        None if live.programs.len() == 1 => 0,
-        None => {
-            return Err(Problem::new(StatusCode::BAD_REQUEST, "missing_program", "name a program with ?program="));
-        }
-    };
+    let program = named_or_only_program(&state, query.program.as_deref())?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(Problem::new(StatusCode::BAD_REQUEST, "invalid_limit", "limit: from 1 to 1000"));
