@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
 use palier_core::history::MemberHistory;
+use palier_core::sales::Sales;
 use serde_json::json;
 
 use crate::Common;
@@ -110,7 +111,7 @@ fn core_only(common: &Common, per_member: usize, reps: usize) -> Result<(Duratio
     let mut history = MemberHistory::new();
     for (seq, line) in member.lines.iter().enumerate() {
         let event = palier_core::parse_event(line).map_err(|e| e.to_string())?;
-        history.add(program, event, seq as u64).map_err(|e| format!("heavy member: {e}"))?;
+        history.add(program, &Sales::new(), event, seq as u64).map_err(|e| format!("heavy member: {e}"))?;
     }
     let (mut late, mut in_order) = (Vec::with_capacity(reps), Vec::with_capacity(reps));
     for r in 0..reps {
@@ -119,7 +120,7 @@ fn core_only(common: &Common, per_member: usize, reps: usize) -> Result<(Duratio
             let event = palier_core::parse_event(&text).map_err(|e| e.to_string())?;
             let mut copy = history.clone();
             let started = Instant::now();
-            copy.add(program, event, 1_000_000 + r as u64).map_err(|e| format!("core add: {e}"))?;
+            copy.add(program, &Sales::new(), event, 1_000_000 + r as u64).map_err(|e| format!("core add: {e}"))?;
             times.push(started.elapsed());
             drop(copy);
         }

@@ -23,6 +23,8 @@ pub struct MemberDocument {
     pub pending_spend: Option<String>,
     pub next_tier: Option<NextTier>,
     pub points: Option<PointsBalance>,
+    /// Present for programs that keep store credit (an addition to the contract).
+    pub store_credit: Option<CreditBalance>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -36,6 +38,16 @@ pub struct NextTier {
 pub struct PointsBalance {
     pub available: i64,
     pub pending: i64,
+    /// Part of `available` reserved by open checkout holds.
+    pub held: i64,
+}
+
+/// Unexpired store credit, in the member's currency.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CreditBalance {
+    pub available: String,
+    /// Part of `available` reserved by open checkout holds.
+    pub held: String,
 }
 
 impl Member {
@@ -69,11 +81,24 @@ impl Member {
         let format = |amount: Minor| currency.map(|c| c.format(amount));
         let points = program.points.as_ref().map(|_| {
             if no_value {
-                PointsBalance { available: 0, pending: 0 }
+                PointsBalance { available: 0, pending: 0, held: 0 }
             } else {
-                PointsBalance { available: self.points_available(), pending: self.points_pending() }
+                PointsBalance {
+                    available: self.points_available(),
+                    pending: self.points_pending(),
+                    held: self.points.held,
+                }
             }
         });
+        // Store credit is the customer's money, not rewards value: shown whatever the
+        // status (decisions D31).
+        let store_credit = match (&program.store_credit, currency) {
+            (Some(_), Some(currency)) => Some(CreditBalance {
+                available: currency.format(Minor(self.credit.balance())),
+                held: currency.format(Minor(self.credit.held)),
+            }),
+            _ => None,
+        };
         if no_value {
             return MemberDocument {
                 member: self.id.to_string(),
@@ -88,6 +113,7 @@ impl Member {
                 pending_spend: format(Minor::ZERO),
                 next_tier: None,
                 points,
+                store_credit,
             };
         }
         let qualifying = self.qualifying_spend(program, at);
@@ -113,6 +139,7 @@ impl Member {
             pending_spend: format(self.pending_spend()),
             next_tier,
             points,
+            store_credit,
         }
     }
 }

@@ -7,6 +7,7 @@ use crate::document::MemberDocument;
 use crate::event::{Event, EventBody, Id, RejectCode, Rejection};
 use crate::member::{Member, OrderLookup, unknown_order};
 use crate::program::Program;
+use crate::sales::Sales;
 
 /// The members of one program, fed events in order of `at`.
 #[derive(Clone, Debug)]
@@ -16,11 +17,26 @@ pub struct Engine<'p> {
     by_member: FxHashMap<Id, usize>,
     /// order id → (member index, order index within the member)
     by_order: FxHashMap<Id, (usize, usize)>,
+    /// one-time code → the member it was issued to
+    by_code: FxHashMap<Id, usize>,
+    sales: Sales,
 }
 
 impl<'p> Engine<'p> {
     pub fn new(program: &'p Program) -> Engine<'p> {
-        Engine { program, members: Vec::new(), by_member: FxHashMap::default(), by_order: FxHashMap::default() }
+        Engine::with_sales(program, Sales::new())
+    }
+
+    /// An engine that already knows of `sales` (announced before its events).
+    pub fn with_sales(program: &'p Program, sales: Sales) -> Engine<'p> {
+        Engine {
+            program,
+            members: Vec::new(),
+            by_member: FxHashMap::default(),
+            by_order: FxHashMap::default(),
+            by_code: FxHashMap::default(),
+            sales,
+        }
     }
 
     pub fn program(&self) -> &Program {
@@ -62,9 +78,33 @@ impl<'p> Engine<'p> {
                 self.members.push(Member::register(program, registration, at));
                 Ok(())
             }
-            EventBody::MemberUpdated { member, .. } | EventBody::MemberStatus { member, .. } => {
+            EventBody::SaleStarted(sale) => {
+                self.sales.add(sale, at);
+                Ok(())
+            }
+            EventBody::CodeIssued { member, code, .. } => {
                 let index = self.member_index(member)?;
-                self.members[index].apply_event(program, event, OrderLookup::Search)
+                if self.by_code.get(code).is_some_and(|owner| *owner != index) {
+                    return Err(Rejection::new(RejectCode::CodeExists, format!("code: {code:?} already exists")));
+                }
+                self.members[index].apply_event(program, &self.sales, event, OrderLookup::Search)?;
+                self.by_code.insert(code.clone(), index);
+                Ok(())
+            }
+            EventBody::MemberUpdated { member, .. }
+            | EventBody::MemberStatus { member, .. }
+            | EventBody::CheckoutReleased { member, .. }
+            | EventBody::PriceAdjustmentRequested { member, .. } => {
+                let index = self.member_index(member)?;
+                self.members[index].apply_event(program, &self.sales, event, OrderLookup::Search)
+            }
+            EventBody::CheckoutHeld(hold) => {
+                let index = self.member_index(&hold.member)?;
+                self.members[index].apply_event(program, &self.sales, event, OrderLookup::Search)
+            }
+            EventBody::LedgerAdjusted(adjustment) => {
+                let index = self.member_index(&adjustment.member)?;
+                self.members[index].apply_event(program, &self.sales, event, OrderLookup::Search)
             }
             EventBody::OrderPlaced(order) => {
                 let index = self.member_index(&order.member)?;
@@ -75,7 +115,7 @@ impl<'p> Engine<'p> {
                     ));
                 }
                 let member = &mut self.members[index];
-                member.apply_event(program, event, OrderLookup::Unique)?;
+                member.apply_event(program, &self.sales, event, OrderLookup::Unique)?;
                 self.by_order.insert(order.order.clone(), (index, member.orders.len() - 1));
                 Ok(())
             }
@@ -83,7 +123,7 @@ impl<'p> Engine<'p> {
             | EventBody::OrderReturned { order, .. }
             | EventBody::OrderCancelled { order, .. } => {
                 let (member, order) = self.by_order.get(order).copied().ok_or_else(|| unknown_order(order))?;
-                self.members[member].apply_event(program, event, OrderLookup::Indexed(order))
+                self.members[member].apply_event(program, &self.sales, event, OrderLookup::Indexed(order))
             }
         }
     }

@@ -99,6 +99,17 @@ reject_codes! {
     PointsOverBalance => "points_over_balance",
     Overflow => "overflow",
     LateConflict => "late_conflict",
+    CodeRefused => "code_refused",
+    UnknownPromotion => "unknown_promotion",
+    CodeExists => "code_exists",
+    UnknownHold => "unknown_hold",
+    HoldExists => "hold_exists",
+    HoldExpired => "hold_expired",
+    HoldClosed => "hold_closed",
+    StoreCreditNotAccepted => "store_credit_not_accepted",
+    StoreCreditOverBalance => "store_credit_over_balance",
+    AdjustmentOverBalance => "adjustment_over_balance",
+    AdjustmentRefused => "adjustment_refused",
 }
 
 /// A validated event.
@@ -113,12 +124,109 @@ pub struct Event {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EventBody {
     MemberRegistered(Registration),
-    MemberUpdated { member: Id, country: Option<Id>, birth_date: Option<Date> },
-    MemberStatus { member: Id, change: StatusChange },
+    MemberUpdated {
+        member: Id,
+        country: Option<Id>,
+        birth_date: Option<Date>,
+    },
+    MemberStatus {
+        member: Id,
+        change: StatusChange,
+    },
     OrderPlaced(Box<Order>),
-    OrderDelivered { order: Id },
-    OrderReturned { order: Id, lines: Vec<LineQuantity> },
-    OrderCancelled { order: Id, lines: Option<Vec<LineQuantity>> },
+    OrderDelivered {
+        order: Id,
+    },
+    OrderReturned {
+        order: Id,
+        lines: Vec<LineQuantity>,
+    },
+    OrderCancelled {
+        order: Id,
+        lines: Option<Vec<LineQuantity>>,
+    },
+    /// `code.issued`: a one-time code of a promotion sent to one member.
+    CodeIssued {
+        member: Id,
+        code: Id,
+        promotion: Id,
+    },
+    /// `checkout.held`: codes, points and store credit held for a checkout.
+    CheckoutHeld(Box<Hold>),
+    /// `checkout.released`: a hold given up before it is used.
+    CheckoutReleased {
+        member: Id,
+        hold: Id,
+    },
+    /// `ledger.adjusted`: an operator's entry in a member's points or store credit.
+    LedgerAdjusted(Box<Adjustment>),
+    /// `sale.started`: sale prices for SKUs and sizes, from the event's `at`.
+    SaleStarted(Box<Sale>),
+    /// `price_adjustment.requested`: a member asks for the sale price of a line.
+    PriceAdjustmentRequested {
+        member: Id,
+        order: Id,
+        line: Id,
+    },
+}
+
+/// What a checkout holds until it is committed, released or expires.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hold {
+    pub member: Id,
+    pub hold: Id,
+    /// When it releases itself (default: `at` + the program's `hold_minutes`).
+    pub expires_at: Option<Timestamp>,
+    pub codes: Vec<Id>,
+    pub points: i64,
+    /// Store credit, in `currency`'s minor units.
+    pub store_credit: Minor,
+    pub currency: Option<Currency>,
+}
+
+/// Which ledger an adjustment writes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LedgerKind {
+    Points,
+    StoreCredit,
+}
+
+impl LedgerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LedgerKind::Points => "points",
+            LedgerKind::StoreCredit => "store_credit",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Adjustment {
+    pub member: Id,
+    pub ledger: LedgerKind,
+    /// Signed: points, or store credit in `currency`'s minor units.
+    pub amount: i64,
+    pub currency: Option<Currency>,
+    pub note: String,
+    /// For a credit: when it expires (default: the program's validity).
+    pub expires_at: Option<Timestamp>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sale {
+    pub sale: Id,
+    pub currency: Currency,
+    pub items: Vec<SaleItem>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SaleItem {
+    pub sku: Id,
+    pub size: Option<Id>,
+    /// Sale price of one unit.
+    pub price: Minor,
+    /// In stock in this style and size.
+    pub available: bool,
 }
 
 impl EventBody {
@@ -129,6 +237,11 @@ impl EventBody {
             EventBody::MemberRegistered(r) => Some(&r.member),
             EventBody::MemberUpdated { member, .. } | EventBody::MemberStatus { member, .. } => Some(member),
             EventBody::OrderPlaced(order) => Some(&order.member),
+            EventBody::CodeIssued { member, .. }
+            | EventBody::CheckoutReleased { member, .. }
+            | EventBody::PriceAdjustmentRequested { member, .. } => Some(member),
+            EventBody::CheckoutHeld(hold) => Some(&hold.member),
+            EventBody::LedgerAdjusted(adjustment) => Some(&adjustment.member),
             _ => None,
         }
     }
@@ -180,6 +293,15 @@ pub struct Order {
     pub duties: Minor,
     pub payments: Vec<Payment>,
     pub codes: Vec<Id>,
+    /// The checkout hold this order commits.
+    pub hold: Option<Id>,
+}
+
+impl Order {
+    /// What the order pays with one tender.
+    pub fn paid_with(&self, method: PaymentMethod) -> i64 {
+        self.payments.iter().filter(|p| p.method == method).map(|p| p.amount.0).sum()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -194,6 +316,7 @@ pub struct OrderLine {
     pub tax: Minor,
     pub on_sale: bool,
     pub badges: Vec<Id>,
+    pub size: Option<Id>,
 }
 
 impl OrderLine {
@@ -288,6 +411,29 @@ struct RawEvent<'a> {
     payments: Option<Vec<RawPayment<'a>>>,
     #[serde(borrow)]
     codes: Option<Vec<Cow<'a, str>>>,
+    #[serde(borrow)]
+    hold: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    expires_at: Option<Cow<'a, str>>,
+    points: Option<i64>,
+    #[serde(borrow)]
+    store_credit: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    code: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    promotion: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    ledger: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    amount: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    note: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    sale: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    items: Option<Vec<RawLineFields<'a>>>,
+    #[serde(borrow)]
+    line: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -310,6 +456,9 @@ struct RawLineFields<'a> {
     on_sale: Option<bool>,
     #[serde(borrow)]
     badges: Option<Vec<Cow<'a, str>>>,
+    #[serde(borrow)]
+    size: Option<Cow<'a, str>>,
+    available: Option<bool>,
 }
 
 /// A line object, or a bare line id (cancellations, D3).
@@ -465,6 +614,23 @@ impl Checker {
                 let lines = raw.lines.map(|l| self.line_quantities(l, false)).transpose()?;
                 EventBody::OrderCancelled { order, lines }
             }
+            "code.issued" => EventBody::CodeIssued {
+                member: self.id(MEMBER, raw.member.as_deref())?,
+                code: self.id(Field::Top("code"), raw.code.as_deref())?,
+                promotion: self.id(Field::Top("promotion"), raw.promotion.as_deref())?,
+            },
+            "checkout.held" => EventBody::CheckoutHeld(Box::new(self.hold(raw, at)?)),
+            "checkout.released" => EventBody::CheckoutReleased {
+                member: self.id(MEMBER, raw.member.as_deref())?,
+                hold: self.id(Field::Top("hold"), raw.hold.as_deref())?,
+            },
+            "ledger.adjusted" => EventBody::LedgerAdjusted(Box::new(self.adjustment(raw, at)?)),
+            "sale.started" => EventBody::SaleStarted(Box::new(self.sale(raw)?)),
+            "price_adjustment.requested" => EventBody::PriceAdjustmentRequested {
+                member: self.id(MEMBER, raw.member.as_deref())?,
+                order: self.id(ORDER, raw.order.as_deref())?,
+                line: self.id(Field::Top("line"), raw.line.as_deref())?,
+            },
             other => {
                 return Err(Rejection::new(
                     RejectCode::UnknownEventType,
@@ -601,6 +767,7 @@ impl Checker {
             payments.push(Payment { method, amount });
         }
         let codes = self.strings("codes", raw.codes)?;
+        let hold = raw.hold.as_deref().map(|h| self.id(Field::Top("hold"), Some(h))).transpose()?;
 
         let overflow = || Rejection::new(RejectCode::Overflow, "order totals overflow");
         let mut due = delivery.checked_add(duties).ok_or_else(overflow)?;
@@ -621,7 +788,7 @@ impl Checker {
                 ),
             ));
         }
-        Ok(Order { member, order, currency, channel, lines, delivery, duties, payments, codes })
+        Ok(Order { member, order, currency, channel, lines, delivery, duties, payments, codes, hold })
     }
 
     fn strings(&self, list: &'static str, values: Option<Vec<Cow<'_, str>>>) -> Result<Vec<Id>, Rejection> {
@@ -680,7 +847,123 @@ impl Checker {
             tax,
             on_sale: raw.on_sale.unwrap_or(false),
             badges: badges.iter().map(|b| self.text(field("badges"), Some(b))).collect::<Result<_, _>>()?,
+            size: raw.size.as_deref().map(|s| self.text(field("size"), Some(s))).transpose()?,
         })
+    }
+
+    fn optional_currency(&self, value: Option<&str>) -> Result<Option<Currency>, Rejection> {
+        let field = Field::Top("currency");
+        value
+            .map(|text| {
+                Currency::from_code(text).ok_or_else(|| invalid(field, text, "is not an ISO 4217 currency code"))
+            })
+            .transpose()
+    }
+
+    fn hold(&self, raw: RawEvent<'_>, at: Timestamp) -> Result<Hold, Rejection> {
+        let member = self.id(MEMBER, raw.member.as_deref())?;
+        let hold = self.id(Field::Top("hold"), raw.hold.as_deref())?;
+        let expires_at = match raw.expires_at.as_deref() {
+            Some(text) => {
+                let expires_at = self.instant(Field::Top("expires_at"), Some(text))?;
+                if expires_at <= at {
+                    return Err(invalid(Field::Top("expires_at"), text, "must be after the event's at"));
+                }
+                Some(expires_at)
+            }
+            None => None,
+        };
+        let points = raw.points.unwrap_or(0);
+        if !(0..=1_000_000_000_000).contains(&points) {
+            return Err(invalid(Field::Top("points"), &points.to_string(), "must be 0 to 10^12 points"));
+        }
+        let currency = self.optional_currency(raw.currency.as_deref())?;
+        let store_credit = match (raw.store_credit.as_deref(), currency) {
+            (None, _) => Minor::ZERO,
+            (Some(_), None) => return Err(missing(Field::Top("currency"))),
+            (Some(text), Some(currency)) => self.amount(Field::Top("store_credit"), Some(text), currency)?,
+        };
+        Ok(Hold { member, hold, expires_at, codes: self.strings("codes", raw.codes)?, points, store_credit, currency })
+    }
+
+    fn adjustment(&self, raw: RawEvent<'_>, at: Timestamp) -> Result<Adjustment, Rejection> {
+        let member = self.id(MEMBER, raw.member.as_deref())?;
+        let ledger_field = Field::Top("ledger");
+        let ledger = match raw.ledger.as_deref() {
+            Some("points") => LedgerKind::Points,
+            Some("store_credit") => LedgerKind::StoreCredit,
+            Some(other) => return Err(invalid(ledger_field, other, "is not points or store_credit")),
+            None => return Err(missing(ledger_field)),
+        };
+        let amount_field = Field::Top("amount");
+        let text = raw.amount.as_deref().ok_or_else(|| missing(amount_field))?;
+        let (negative, magnitude) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        let currency = self.optional_currency(raw.currency.as_deref())?;
+        let value = match ledger {
+            LedgerKind::Points => match magnitude.parse::<i64>() {
+                Ok(points) if magnitude.bytes().all(|b| b.is_ascii_digit()) && points <= 1_000_000_000_000 => points,
+                _ => return Err(invalid(amount_field, text, "is not a whole number of points up to 10^12")),
+            },
+            LedgerKind::StoreCredit => {
+                let currency = currency.ok_or_else(|| missing(Field::Top("currency")))?;
+                self.amount(amount_field, Some(magnitude), currency)?.0
+            }
+        };
+        if value == 0 {
+            return Err(invalid(amount_field, text, "must not be zero"));
+        }
+        let note = raw.note.as_deref().unwrap_or("").trim();
+        if note.is_empty() || note.chars().count() > 500 {
+            return Err(invalid(Field::Top("note"), note, "must say why, in 1–500 characters"));
+        }
+        let expires_at = match raw.expires_at.as_deref() {
+            Some(text) => {
+                let expires_at = self.instant(Field::Top("expires_at"), Some(text))?;
+                if expires_at <= at {
+                    return Err(invalid(Field::Top("expires_at"), text, "must be after the event's at"));
+                }
+                Some(expires_at)
+            }
+            None => None,
+        };
+        Ok(Adjustment {
+            member,
+            ledger,
+            amount: if negative { -value } else { value },
+            currency,
+            note: note.to_string(),
+            expires_at,
+        })
+    }
+
+    fn sale(&self, raw: RawEvent<'_>) -> Result<Sale, Rejection> {
+        let sale = self.id(Field::Top("sale"), raw.sale.as_deref())?;
+        let currency_field = Field::Top("currency");
+        let currency = self.optional_currency(raw.currency.as_deref())?.ok_or_else(|| missing(currency_field))?;
+        let raw_items = raw.items.ok_or_else(|| missing(Field::Top("items")))?;
+        if raw_items.is_empty() || raw_items.len() > 10_000 {
+            return Err(Rejection::new(
+                RejectCode::InvalidField,
+                format!("items: a sale has 1 to 10000 items, not {}", raw_items.len()),
+            ));
+        }
+        let mut items = Vec::with_capacity(raw_items.len());
+        for (index, item) in raw_items.into_iter().enumerate() {
+            let field = |name| Field::Nested("items", index, name);
+            if item.price.is_none() {
+                return Err(missing(field("price")));
+            }
+            items.push(SaleItem {
+                sku: self.id(field("sku"), item.sku.as_deref())?,
+                size: item.size.as_deref().map(|s| self.id(field("size"), Some(s))).transpose()?,
+                price: self.amount(field("price"), item.price.as_deref(), currency)?,
+                available: item.available.unwrap_or(true),
+            });
+        }
+        Ok(Sale { sale, currency, items })
     }
 
     fn quantity(&self, field: Field<'_>, quantity: i64) -> Result<u32, Rejection> {

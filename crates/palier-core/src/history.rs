@@ -14,6 +14,7 @@ use crate::document::MemberDocument;
 use crate::event::{Event, EventBody, RejectCode, Rejection};
 use crate::member::{Happening, Member, OrderLookup};
 use crate::program::Program;
+use crate::sales::Sales;
 
 /// A checkpoint every this many events.
 const CHECKPOINT_EVERY: usize = 32;
@@ -56,9 +57,9 @@ pub enum Added {
     Late { later: usize },
 }
 
-fn apply(program: &Program, state: &mut Option<Member>, event: &Event) -> Result<(), Rejection> {
+fn apply(program: &Program, sales: &Sales, state: &mut Option<Member>, event: &Event) -> Result<(), Rejection> {
     match (state.as_mut(), &event.body) {
-        (Some(member), _) => member.apply_event(program, event, OrderLookup::Search),
+        (Some(member), _) => member.apply_event(program, sales, event, OrderLookup::Search),
         (None, EventBody::MemberRegistered(registration)) => {
             *state = Some(Member::register(program, registration, event.at));
             Ok(())
@@ -100,13 +101,13 @@ impl MemberHistory {
 
     /// Takes an event (arrival number `seq`, increasing) at its own time, or refuses
     /// it with a reason; a refused event changes nothing.
-    pub fn add(&mut self, program: &Program, event: Event, seq: u64) -> Result<Added, Rejection> {
+    pub fn add(&mut self, program: &Program, sales: &Sales, event: Event, seq: u64) -> Result<Added, Rejection> {
         let key = (event.at, seq);
         let position = self.events.partition_point(|l| l.key() <= key);
         if position == self.events.len() {
             let mut state = self.state.take();
             // A rejected event changes nothing: `apply` mutates only on success.
-            match apply(program, &mut state, &event) {
+            match apply(program, sales, &mut state, &event) {
                 Ok(()) => {
                     self.state = state;
                     self.events.push(Logged { seq, event });
@@ -119,7 +120,7 @@ impl MemberHistory {
                 }
             }
         } else {
-            self.add_late(program, Logged { seq, event }, position)
+            self.add_late(program, sales, Logged { seq, event }, position)
         }
     }
 
@@ -138,7 +139,13 @@ impl MemberHistory {
         index.checked_sub(1).map(|i| &self.checkpoints[i])
     }
 
-    fn add_late(&mut self, program: &Program, logged: Logged, position: usize) -> Result<Added, Rejection> {
+    fn add_late(
+        &mut self,
+        program: &Program,
+        sales: &Sales,
+        logged: Logged,
+        position: usize,
+    ) -> Result<Added, Rejection> {
         let (start, mut state) = match self.checkpoint_before(position) {
             Some(checkpoint) => (checkpoint.applied, Some(checkpoint.state.clone())),
             None => (0, None),
@@ -146,11 +153,11 @@ impl MemberHistory {
         let mut checkpoints = Vec::new();
         for logged in &self.events[start..position] {
             // These applied cleanly before, from the same state: they still do.
-            apply(program, &mut state, &logged.event)?;
+            apply(program, sales, &mut state, &logged.event)?;
         }
-        apply(program, &mut state, &logged.event)?;
+        apply(program, sales, &mut state, &logged.event)?;
         for (offset, later) in self.events[position..].iter().enumerate() {
-            if let Err(rejection) = apply(program, &mut state, &later.event) {
+            if let Err(rejection) = apply(program, sales, &mut state, &later.event) {
                 return Err(Rejection::new(
                     RejectCode::LateConflict,
                     format!(
@@ -178,35 +185,37 @@ impl MemberHistory {
 
     /// The member's timeline up to `as_of`: every rule applied to them, in order,
     /// recomputed from their events.
-    pub fn timeline(&self, program: &Program, as_of: Timestamp) -> Vec<Happening> {
+    pub fn timeline(&self, program: &Program, sales: &Sales, as_of: Timestamp) -> Vec<Happening> {
+        self.journaled(program, sales, as_of).map(|m| m.journal().to_vec()).unwrap_or_default()
+    }
+
+    /// The member at `as_of` recomputed with the journal and the ledger switched on.
+    pub fn journaled(&self, program: &Program, sales: &Sales, as_of: Timestamp) -> Option<Member> {
         let mut state: Option<Member> = None;
         for logged in self.events.iter().take_while(|l| l.event.at <= as_of) {
             let fresh = state.is_none();
-            let _ = apply(program, &mut state, &logged.event);
+            let _ = apply(program, sales, &mut state, &logged.event);
             if fresh && let Some(member) = state.take() {
                 let mut member = member.with_journal();
                 member.note_joined();
                 state = Some(member);
             }
         }
-        match state {
-            Some(mut member) => {
-                member.advance(program, as_of, true);
-                member.journal().to_vec()
-            }
-            None => Vec::new(),
-        }
+        state.map(|mut member| {
+            member.advance(program, as_of, true);
+            member
+        })
     }
 
     /// The member's document at `as_of`, from the events at or before it (`None`
     /// if the member was not registered then).
-    pub fn document(&self, program: &Program, as_of: Timestamp) -> Option<MemberDocument> {
-        self.member_at(program, as_of).map(|member| member.document(program, as_of))
+    pub fn document(&self, program: &Program, sales: &Sales, as_of: Timestamp) -> Option<MemberDocument> {
+        self.member_at(program, sales, as_of).map(|member| member.document(program, as_of))
     }
 
     /// The member's state at `as_of`: the events at or before it, then every time
     /// rule due at or before it.
-    pub fn member_at(&self, program: &Program, as_of: Timestamp) -> Option<Member> {
+    pub fn member_at(&self, program: &Program, sales: &Sales, as_of: Timestamp) -> Option<Member> {
         let count = self.events.partition_point(|l| l.event.at <= as_of);
         let mut state = if count == self.events.len() {
             self.state.clone()
@@ -217,7 +226,7 @@ impl MemberHistory {
             };
             for logged in &self.events[start..count] {
                 // Accepted events apply cleanly in order: an error here cannot happen.
-                let _ = apply(program, &mut state, &logged.event);
+                let _ = apply(program, sales, &mut state, &logged.event);
             }
             state
         };

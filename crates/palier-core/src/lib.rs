@@ -11,10 +11,13 @@ pub mod document;
 pub mod engine;
 pub mod event;
 pub mod history;
+pub mod ledger;
 pub mod member;
 pub mod money;
 pub mod program;
+pub mod promo;
 pub mod replay;
+pub mod sales;
 pub mod split;
 
 pub use document::MemberDocument;

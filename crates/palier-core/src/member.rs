@@ -13,10 +13,15 @@ use jiff::civil::Date;
 
 use crate::calendar::Calendar;
 use crate::event::{
-    Event, EventBody, Id, LineQuantity, Order, PaymentMethod, Registration, RejectCode, Rejection, StatusChange,
+    Adjustment, Event, EventBody, Hold, Id, LedgerKind, LineQuantity, Order, PaymentMethod, Registration, RejectCode,
+    Rejection, StatusChange,
 };
+pub use crate::ledger::Lot;
+use crate::ledger::{Bucket, Entry, Purse, Reason};
 use crate::money::{Currency, Minor};
 use crate::program::{Program, Qualification};
+use crate::promo::{self, Basket};
+use crate::sales::Sales;
 use crate::split::{ProRata, partial_share};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,13 +87,6 @@ impl Happening {
     }
 }
 
-/// A lot of available points with its own expiry.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Lot {
-    pub points: i64,
-    pub expires_at: Timestamp,
-}
-
 #[derive(Clone, Debug)]
 pub struct LineState {
     pub line: Id,
@@ -100,6 +98,17 @@ pub struct LineState {
     pub points_removed: i64,
     pub redeemed: i64,
     pub redeemed_removed: i64,
+    /// Store credit paid for the line, and given back so far.
+    pub credit: i64,
+    pub credit_removed: i64,
+    pub sku: Id,
+    pub size: Option<Id>,
+    /// The line's price (all units, before discount).
+    pub price: Minor,
+    /// Bought at full price: not on sale, no discount, no code on the order.
+    pub full_price: bool,
+    /// A sale price adjustment was granted for it.
+    pub adjusted: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -120,6 +129,9 @@ pub struct OrderState {
     pub points_available: bool,
     /// Points paid with, by lot, not yet given back: (points, expires_at).
     pub redeemed_portions: Vec<Lot>,
+    /// Store credit paid with, by lot, not yet given back.
+    pub credit_portions: Vec<Lot>,
+    pub currency: Currency,
 }
 
 impl OrderState {
@@ -150,10 +162,16 @@ pub struct Member {
     pub tier_until: Option<Timestamp>,
     pub basis: TierBasis,
     pub orders: Vec<OrderState>,
-    /// Available points, earliest expiry first.
-    pub lots: Vec<Lot>,
-    /// A negative balance after a clawback (programs.md §7.8).
-    pub debt: i64,
+    /// Available points (programs.md §3).
+    pub points: Purse,
+    /// Store credit, in the reward currency's minor units (programs.md §4).
+    pub credit: Purse,
+    /// Promotion codes used by the member's orders.
+    pub used_codes: Vec<UsedCode>,
+    /// One-time codes issued to the member.
+    pub issued_codes: Vec<IssuedCode>,
+    /// Checkout holds, open or ended.
+    pub holds: Vec<HoldState>,
     pub last_birthday_year: Option<i16>,
     /// The next birthday instant a bonus is due at, if any.
     next_birthday_at: Option<Timestamp>,
@@ -168,6 +186,59 @@ pub struct Member {
     open_orders: Vec<usize>,
     /// The timeline, when switched on.
     journal: Option<Vec<Happening>>,
+    /// The ledger entries, when the journal is switched on.
+    ledger: Option<Vec<Entry>>,
+}
+
+/// A code an order used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UsedCode {
+    pub code: Id,
+    /// The program file's code it stands for (the template of a one-time code).
+    pub promotion: Id,
+    pub order: Id,
+}
+
+/// A one-time code issued to the member.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssuedCode {
+    pub code: Id,
+    pub promotion: Id,
+    pub at: Timestamp,
+}
+
+/// How a checkout hold ended, if it has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HoldStatus {
+    Open,
+    Committed,
+    Released,
+    Expired,
+}
+
+impl HoldStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HoldStatus::Open => "open",
+            HoldStatus::Committed => "committed",
+            HoldStatus::Released => "released",
+            HoldStatus::Expired => "expired",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HoldState {
+    pub hold: Id,
+    pub at: Timestamp,
+    pub expires_at: Timestamp,
+    pub codes: Vec<Id>,
+    pub points: i64,
+    pub store_credit: i64,
+    pub status: HoldStatus,
+    /// The order that committed it, or the instant it was released or expired.
+    pub order: Option<Id>,
+    pub ended_at: Option<Timestamp>,
 }
 
 fn reject(code: RejectCode, message: impl Into<String>) -> Rejection {
@@ -211,8 +282,11 @@ impl Member {
             tier_until: None,
             basis: TierBasis::Joined,
             orders: Vec::new(),
-            lots: Vec::new(),
-            debt: 0,
+            points: Purse::default(),
+            credit: Purse::default(),
+            used_codes: Vec::new(),
+            issued_codes: Vec::new(),
+            holds: Vec::new(),
             last_birthday_year: None,
             next_birthday_at: None,
             missed_review: false,
@@ -221,6 +295,7 @@ impl Member {
             wakeups: BTreeSet::new(),
             open_orders: Vec::new(),
             journal: None,
+            ledger: None,
         };
         member.ineligible = member.eligibility(program);
         if member.ineligible.is_none()
@@ -239,7 +314,30 @@ impl Member {
     /// Switches the timeline on: from now on every rule applied is recorded.
     pub fn with_journal(mut self) -> Member {
         self.journal = Some(Vec::new());
+        self.ledger = Some(Vec::new());
         self
+    }
+
+    /// The ledger entries written since the journal was switched on.
+    pub fn ledger(&self) -> &[Entry] {
+        self.ledger.as_deref().unwrap_or_default()
+    }
+
+    fn record(&mut self, entry: Entry) {
+        if let Some(ledger) = &mut self.ledger
+            && entry.amount != 0
+        {
+            ledger.push(entry);
+        }
+    }
+
+    /// Writes a points entry (and, where it moves value, a second one).
+    fn record_points(&mut self, at: Timestamp, reason: Reason, bucket: Bucket, amount: i64, order: Option<&Id>) {
+        if self.ledger.is_some() {
+            let mut entry = Entry::new(at, LedgerKind::Points, reason, bucket, amount);
+            entry.order = order.cloned();
+            self.record(entry);
+        }
     }
 
     /// Records the member's joining (the first entry of a timeline).
@@ -304,7 +402,13 @@ impl Member {
     /// Applies one of this member's events (anything but its registration) at the
     /// event's `at`, after the time rules due before it. A rejected event changes
     /// nothing. `orders` says how the event's order is found.
-    pub fn apply_event(&mut self, program: &Program, event: &Event, orders: OrderLookup) -> Result<(), Rejection> {
+    pub fn apply_event(
+        &mut self,
+        program: &Program,
+        sales: &Sales,
+        event: &Event,
+        orders: OrderLookup,
+    ) -> Result<(), Rejection> {
         let at = event.at;
         self.advance(program, at, false);
         let order_index = |member: &Member, id: &str| match orders {
@@ -340,6 +444,15 @@ impl Member {
             EventBody::OrderCancelled { order: id, lines } => {
                 let index = order_index(self, id)?;
                 self.remove_units(program, index, lines.as_deref(), at)
+            }
+            EventBody::CodeIssued { code, promotion, .. } => self.issue_code(program, code, promotion, at),
+            EventBody::CheckoutHeld(hold) => self.hold(program, hold, at),
+            EventBody::CheckoutReleased { hold, .. } => self.release_hold(hold, at),
+            EventBody::LedgerAdjusted(adjustment) => self.adjust(program, adjustment, at),
+            EventBody::SaleStarted(_) => Ok(()),
+            EventBody::PriceAdjustmentRequested { order, line, .. } => {
+                let index = order_index(self, order)?;
+                self.sale_price_adjustment(program, sales, index, line, at)
             }
         }
     }
@@ -403,8 +516,8 @@ impl Member {
         };
         self.note(Happening { from_tier: self.tier, ..Happening::new(at, rule) });
         match change {
-            StatusChange::OptedOut => self.remove_all_value(Status::OptedOut),
-            StatusChange::Closed => self.remove_all_value(Status::Closed),
+            StatusChange::OptedOut => self.remove_all_value(Status::OptedOut, at),
+            StatusChange::Closed => self.remove_all_value(Status::Closed, at),
             StatusChange::Suspended => {
                 if self.status == Status::Active {
                     self.status = Status::Suspended;
@@ -422,15 +535,23 @@ impl Member {
 
     /// Closing or opting out removes all rewards value and the tier for good
     /// (programs.md §0); the orders stay recorded.
-    pub fn remove_all_value(&mut self, status: Status) {
+    pub fn remove_all_value(&mut self, status: Status, at: Timestamp) {
         self.status = status;
         self.wiped = true;
         self.tier = None;
         self.tier_since = None;
         self.tier_until = None;
-        self.lots.clear();
-        self.debt = 0;
+        let open: Vec<usize> = (0..self.holds.len()).filter(|i| self.holds[*i].status == HoldStatus::Open).collect();
+        for index in open {
+            self.end_hold(index, HoldStatus::Released, at);
+        }
+        let pending = self.points_pending();
+        let balance = self.points.clear();
+        self.record_points(at, Reason::Forfeited, Bucket::Available, -balance, None);
+        self.record_points(at, Reason::Forfeited, Bucket::Pending, -pending, None);
         self.wakeups.clear();
+        let credit_expiries: Vec<Timestamp> = self.credit.lots.iter().map(|l| l.expires_at).collect();
+        self.wakeups.extend(credit_expiries);
     }
 
     /// Tier rules that fell due while suspended run once at reinstatement (D15).
@@ -460,8 +581,10 @@ impl Member {
 
     // ---- orders ---------------------------------------------------------------------
 
-    /// `order.placed`: checks the currency and points, then records the order with its
-    /// eligible value and points split over its lines. Returns the order's index.
+    /// `order.placed`: checks the currency, codes, hold, points and store credit,
+    /// then records the order with its eligible value and points split over its
+    /// lines, commits its hold and spends what it pays with. Returns the order's
+    /// index.
     pub fn place_order(&mut self, program: &Program, order: &Order, at: Timestamp) -> Result<usize, Rejection> {
         self.refuse_if_closed()?;
         if let Some(currency) = self.currency
@@ -473,17 +596,53 @@ impl Member {
                 format!("currency: the order is in {} but member {:?} earns in {currency}", order.currency, self.id),
             ));
         }
-        let redeemed = self.check_points_payment(program, order)?;
+        let hold = order.hold.as_deref().map(|h| self.open_hold_index(h, at)).transpose()?;
+        let (own_points, own_credit) = hold.map_or((0, 0), |i| (self.holds[i].points, self.holds[i].store_credit));
+        let credit_paid = order.paid_with(PaymentMethod::StoreCredit);
+        let basket =
+            Basket { lines: &order.lines, channel: order.channel, store_credit: credit_paid, codes: &order.codes };
+        let decisions = promo::evaluate(program, self, &basket, at, order.hold.as_deref());
+        let mut no_points = false;
+        for (index, decision) in decisions.iter().enumerate() {
+            match &decision.outcome {
+                Ok(accepted) => no_points |= !accepted.earns_points,
+                Err(refusal) => {
+                    return Err(reject(
+                        RejectCode::CodeRefused,
+                        format!("{}: codes[{index}]: {:?} {}", refusal.as_str(), decision.code, refusal.explain()),
+                    ));
+                }
+            }
+        }
+        let redeemed = self.check_points_payment(program, order, own_points)?;
+        let credit_spent = self.check_store_credit_payment(program, order, own_credit)?;
 
+        // Everything is checked: from here on the order is applied in full.
+        if let Some(index) = hold {
+            self.holds[index].order = Some(order.order.clone());
+            self.end_hold(index, HoldStatus::Committed, at);
+        }
+        for decision in decisions {
+            if let Ok(accepted) = decision.outcome {
+                self.used_codes.push(UsedCode {
+                    code: decision.code,
+                    promotion: accepted.promotion,
+                    order: order.order.clone(),
+                });
+            }
+        }
         let earning = self.is_earning();
         let weights = order.lines.iter().map(|l| l.weight().0);
         let eligible = if earning { eligible_value(order) } else { Minor::ZERO };
-        let points = self.pf_points_earned(program, order, eligible);
+        let points = if no_points { 0 } else { self.pf_points_earned(program, order, eligible) };
         let eligible_split = ProRata::new(eligible.0, weights.clone());
         let points_split = ProRata::new(points, weights.clone());
-        let redeemed_split = ProRata::new(redeemed, weights);
+        let redeemed_split = ProRata::new(redeemed, weights.clone());
+        let credit_split = ProRata::new(credit_spent, weights);
 
-        let portions = if redeemed > 0 { self.spend_points(redeemed) } else { Vec::new() };
+        let portions = if redeemed > 0 { self.points.spend(redeemed) } else { Vec::new() };
+        let credit_portions = if credit_spent > 0 { self.credit.spend(credit_spent) } else { Vec::new() };
+        let full_price_order = order.codes.is_empty();
         let lines = order
             .lines
             .iter()
@@ -500,6 +659,13 @@ impl Member {
                     points_removed: 0,
                     redeemed: redeemed_split.share(i, weight),
                     redeemed_removed: 0,
+                    credit: credit_split.share(i, weight),
+                    credit_removed: 0,
+                    sku: line.sku.clone(),
+                    size: line.size.clone(),
+                    price: line.price,
+                    full_price: full_price_order && !line.on_sale && line.discount == Minor::ZERO,
+                    adjusted: false,
                 }
             })
             .collect();
@@ -516,6 +682,8 @@ impl Member {
             applied: false,
             points_available: false,
             redeemed_portions: portions,
+            credit_portions,
+            currency: order.currency,
         });
         self.note(Happening {
             order: Some(order.order.clone()),
@@ -523,20 +691,57 @@ impl Member {
             points: program.points.as_ref().map(|_| points),
             ..Happening::new(at, "order_placed")
         });
+        self.record_points(at, Reason::Earned, Bucket::Pending, points, Some(&order.order));
         if redeemed > 0 {
             self.note(Happening {
                 order: Some(order.order.clone()),
                 points: Some(redeemed),
                 ..Happening::new(at, "points_redeemed")
             });
+            self.record_points(at, Reason::Redeemed, Bucket::Available, -redeemed, Some(&order.order));
+        }
+        if credit_spent > 0 && self.ledger.is_some() {
+            let mut entry = Entry::new(at, LedgerKind::StoreCredit, Reason::Redeemed, Bucket::Available, -credit_spent);
+            entry.order = Some(order.order.clone());
+            self.record(entry);
         }
         Ok(self.orders.len() - 1)
     }
 
+    /// Store credit paid with, where the program keeps a store credit ledger: at
+    /// most the member's unexpired credit not held by other checkouts
+    /// (programs.md §4). Returns the amount to spend (0 where the program keeps none:
+    /// the tender is then the retailer's own).
+    fn check_store_credit_payment(&self, program: &Program, order: &Order, own_held: i64) -> Result<i64, Rejection> {
+        let paid = order.paid_with(PaymentMethod::StoreCredit);
+        if paid == 0 || program.store_credit.is_none() {
+            return Ok(0);
+        }
+        if self.status == Status::Suspended {
+            return Err(reject(
+                RejectCode::MemberSuspended,
+                format!("payments: member {:?} is suspended and cannot spend store credit", self.id),
+            ));
+        }
+        let free = self.credit.free() + own_held;
+        if paid > free {
+            let currency = order.currency;
+            return Err(reject(
+                RejectCode::StoreCreditOverBalance,
+                format!(
+                    "payments: {} of store credit asked, {} usable",
+                    currency.format(Minor(paid)),
+                    currency.format(Minor(free.max(0)))
+                ),
+            ));
+        }
+        Ok(paid)
+    }
+
     /// Perfone: a points payment is whole units, at most the program's share of the
     /// goods value, at most the available balance (programs.md §3). Returns points.
-    fn check_points_payment(&self, program: &Program, order: &Order) -> Result<i64, Rejection> {
-        let paid: i64 = order.payments.iter().filter(|p| p.method == PaymentMethod::Points).map(|p| p.amount.0).sum();
+    fn check_points_payment(&self, program: &Program, order: &Order, own_held: i64) -> Result<i64, Rejection> {
+        let paid = order.paid_with(PaymentMethod::Points);
         if paid == 0 {
             return Ok(0);
         }
@@ -576,23 +781,21 @@ impl Member {
             ));
         }
         let points = paid / per_major;
-        let available = self.points_available();
+        let available = self.points.free() + own_held;
         if points > available {
             return Err(reject(
                 RejectCode::PointsOverBalance,
-                format!("payments: {points} points asked, {available} available"),
+                format!("payments: {points} points asked, {} usable", available.max(0)),
             ));
         }
         Ok(points)
     }
 
     /// Perfone earning: `floor(rate × eligible)` at the member's level before this
-    /// order counts; none with a "no points" code (programs.md §3, D20).
+    /// order counts; none with a "no points" code (checked by the caller,
+    /// programs.md §3, D20).
     fn pf_points_earned(&self, program: &Program, order: &Order, eligible: Minor) -> i64 {
         if program.points.is_none() || eligible == Minor::ZERO {
-            return 0;
-        }
-        if order.codes.iter().any(|c| program.code(c).is_some_and(|code| !code.earns_points)) {
             return 0;
         }
         let Some(rate) = self.tier.and_then(|t| program.tiers[t].rate) else {
@@ -678,6 +881,7 @@ impl Member {
 
         let mut burned = 0;
         let mut given_back = 0;
+        let mut credit_back = 0;
         let mut removed = Minor::ZERO;
         let order = &mut self.orders[index];
         for (line_index, quantity) in removals {
@@ -687,6 +891,9 @@ impl Member {
             let points = partial_share(line.points, line.quantity, line.removed_units, line.points_removed, quantity);
             let redeemed =
                 partial_share(line.redeemed, line.quantity, line.removed_units, line.redeemed_removed, quantity);
+            let credit = partial_share(line.credit, line.quantity, line.removed_units, line.credit_removed, quantity);
+            line.credit_removed += credit;
+            credit_back += credit;
             line.removed_units += quantity;
             line.eligible_removed.0 += value;
             line.points_removed += points;
@@ -695,10 +902,19 @@ impl Member {
             given_back += redeemed;
             removed.0 += value;
         }
+        // Store credit is the customer's money, not rewards value: it comes back even
+        // to a closed account (decisions D31).
+        let credit_portions = take_latest_first(&mut order.credit_portions, credit_back);
+        let order_id = order.order.clone();
+        for portion in credit_portions.into_iter().filter(|p| p.expires_at > at) {
+            self.credit_store(at, Reason::GivenBack, portion.points, portion.expires_at, Some(&order_id), None);
+        }
+        let order = &mut self.orders[index];
         if self.wiped {
             return Ok(());
         }
         let portions = take_latest_first(&mut order.redeemed_portions, given_back);
+        let was_earning = order.earning;
         let points_were_available = order.points_available;
         let id = order.order.clone();
         self.note(Happening { order: Some(id.clone()), amount: Some(removed), ..Happening::new(at, "units_removed") });
@@ -710,11 +926,18 @@ impl Member {
                 until: Some(portion.expires_at),
                 ..Happening::new(at, "points_given_back")
             });
-            self.credit_points(portion.points, portion.expires_at);
+            self.credit_points(at, Reason::GivenBack, portion.points, portion.expires_at, Some(&id));
         }
         if points_were_available && burned > 0 {
-            self.note(Happening { order: Some(id), points: Some(burned), ..Happening::new(at, "points_burned") });
-            self.pf_burn_points(burned);
+            self.note(Happening {
+                order: Some(id.clone()),
+                points: Some(burned),
+                ..Happening::new(at, "points_burned")
+            });
+            self.points.burn(burned);
+            self.record_points(at, Reason::BurnedOnReturn, Bucket::Available, -burned, Some(&id));
+        } else if was_earning && burned > 0 {
+            self.record_points(at, Reason::BurnedOnReturn, Bucket::Pending, -burned, Some(&id));
         }
         Ok(())
     }
@@ -723,7 +946,7 @@ impl Member {
 
     /// Available balance: lots less debt; negative after a clawback.
     pub fn points_available(&self) -> i64 {
-        self.lots.iter().map(|l| l.points).sum::<i64>() - self.debt
+        self.points.balance()
     }
 
     /// Points earned and not yet available.
@@ -731,39 +954,335 @@ impl Member {
         self.orders.iter().filter(|o| !o.points_available && o.earning).map(OrderState::net_points).sum()
     }
 
-    /// New available points pay a negative balance first (programs.md §7.8).
-    fn credit_points(&mut self, points: i64, expires_at: Timestamp) {
-        let paid = points.min(self.debt).max(0);
-        self.debt -= paid;
-        let rest = points - paid;
-        if rest > 0 {
-            let position = self.lots.partition_point(|l| l.expires_at <= expires_at);
-            self.lots.insert(position, Lot { points: rest, expires_at });
+    /// New available points (they pay a negative balance first, programs.md §7.8).
+    fn credit_points(&mut self, at: Timestamp, reason: Reason, points: i64, expires_at: Timestamp, order: Option<&Id>) {
+        if self.points.credit(points, expires_at) {
             self.wakeups.insert(expires_at);
         }
+        if self.ledger.is_some() {
+            let mut entry = Entry::new(at, LedgerKind::Points, reason, Bucket::Available, points);
+            entry.expires_at = Some(expires_at);
+            entry.order = order.cloned();
+            self.record(entry);
+        }
     }
 
-    /// Spends points, first-to-expire first. The caller checked the balance.
-    fn spend_points(&mut self, mut points: i64) -> Vec<Lot> {
-        let mut portions = Vec::new();
-        while points > 0 && !self.lots.is_empty() {
-            let lot = &mut self.lots[0];
-            let taken = lot.points.min(points);
-            lot.points -= taken;
-            points -= taken;
-            portions.push(Lot { points: taken, expires_at: lot.expires_at });
-            if lot.points == 0 {
-                self.lots.remove(0);
+    /// New store credit, valid until `expires_at`.
+    fn credit_store(
+        &mut self,
+        at: Timestamp,
+        reason: Reason,
+        amount: i64,
+        expires_at: Timestamp,
+        order: Option<&Id>,
+        note: Option<&str>,
+    ) {
+        if self.credit.credit(amount, expires_at) {
+            self.wakeups.insert(expires_at);
+        }
+        if self.ledger.is_some() {
+            let mut entry = Entry::new(at, LedgerKind::StoreCredit, reason, Bucket::Available, amount);
+            entry.expires_at = Some(expires_at);
+            entry.order = order.cloned();
+            entry.note = note.map(str::to_string);
+            self.record(entry);
+        }
+    }
+
+    fn purse_mut(&mut self, kind: LedgerKind) -> &mut Purse {
+        match kind {
+            LedgerKind::Points => &mut self.points,
+            LedgerKind::StoreCredit => &mut self.credit,
+        }
+    }
+
+    // ---- codes, holds and adjustments -------------------------------------------
+
+    /// `code.issued`: a one-time code of a promotion, for this member only.
+    pub fn issue_code(&mut self, program: &Program, code: &Id, promotion: &Id, at: Timestamp) -> Result<(), Rejection> {
+        self.refuse_if_closed()?;
+        if !program.code(promotion).is_some_and(|p| p.one_time) {
+            return Err(reject(
+                RejectCode::UnknownPromotion,
+                format!("promotion: {promotion:?} is not a one-time promotion of program {:?}", program.id),
+            ));
+        }
+        if program.code(code).is_some() || self.issued_codes.iter().any(|i| i.code == *code) {
+            return Err(reject(RejectCode::CodeExists, format!("code: {code:?} already exists")));
+        }
+        self.issued_codes.push(IssuedCode { code: code.clone(), promotion: promotion.clone(), at });
+        Ok(())
+    }
+
+    /// Holds not yet committed, released or expired at `at`.
+    pub fn open_holds(&self, at: Timestamp) -> impl Iterator<Item = &HoldState> {
+        self.holds.iter().filter(move |h| h.status == HoldStatus::Open && h.expires_at > at)
+    }
+
+    /// `checkout.held`: reserves codes, points and store credit for a checkout
+    /// until `expires_at`. Once-only codes cannot be held twice, and the points
+    /// and credit held never exceed what is free (STYLE.md: two-phase).
+    pub fn hold(&mut self, program: &Program, hold: &Hold, at: Timestamp) -> Result<(), Rejection> {
+        self.refuse_if_closed()?;
+        if self.holds.iter().any(|h| h.hold == hold.hold) {
+            return Err(reject(RejectCode::HoldExists, format!("hold: {:?} already exists", hold.hold)));
+        }
+        if let Err((index, refusal)) = promo::holdable(program, self, &hold.codes, at) {
+            return Err(reject(
+                RejectCode::CodeRefused,
+                format!("{}: codes[{index}]: {:?} {}", refusal.as_str(), hold.codes[index], refusal.explain()),
+            ));
+        }
+        if (hold.points > 0 || hold.store_credit > Minor::ZERO) && self.status == Status::Suspended {
+            return Err(reject(
+                RejectCode::MemberSuspended,
+                format!("member {:?} is suspended and cannot spend points or store credit", self.id),
+            ));
+        }
+        if hold.points > 0 {
+            if program.points.is_none() {
+                return Err(reject(
+                    RejectCode::PointsNotAccepted,
+                    format!("points: program {:?} has no points to pay with", program.id),
+                ));
+            }
+            let free = self.points.free();
+            if hold.points > free {
+                return Err(reject(
+                    RejectCode::PointsOverBalance,
+                    format!("points: {} points asked, {} usable", hold.points, free.max(0)),
+                ));
             }
         }
-        portions
+        if hold.store_credit > Minor::ZERO {
+            self.check_credit_currency(program, hold.currency)?;
+            let free = self.credit.free();
+            if hold.store_credit.0 > free {
+                return Err(reject(
+                    RejectCode::StoreCreditOverBalance,
+                    format!("store_credit: {} asked, {} usable", hold.store_credit.0, free.max(0)),
+                ));
+            }
+        }
+        let expires_at = hold.expires_at.unwrap_or_else(|| {
+            at.checked_add(jiff::SignedDuration::from_mins(program.checkout.hold_minutes)).unwrap_or(at)
+        });
+        self.points.held += hold.points;
+        self.credit.held += hold.store_credit.0;
+        self.wakeups.insert(expires_at);
+        for (kind, amount) in [(LedgerKind::Points, hold.points), (LedgerKind::StoreCredit, hold.store_credit.0)] {
+            let mut entry = Entry::new(at, kind, Reason::Held, Bucket::Held, amount);
+            entry.hold = Some(hold.hold.clone());
+            self.record(entry);
+        }
+        self.holds.push(HoldState {
+            hold: hold.hold.clone(),
+            at,
+            expires_at,
+            codes: hold.codes.clone(),
+            points: hold.points,
+            store_credit: hold.store_credit.0,
+            status: HoldStatus::Open,
+            order: None,
+            ended_at: None,
+        });
+        Ok(())
     }
 
-    /// Points earned on returned lines burn from the available balance, which may go
-    /// negative (programs.md §3).
-    fn pf_burn_points(&mut self, points: i64) {
-        let spent: i64 = self.spend_points(points).iter().map(|l| l.points).sum();
-        self.debt += points - spent;
+    /// Store credit is kept in the member's reward currency.
+    fn check_credit_currency(&self, program: &Program, currency: Option<Currency>) -> Result<(), Rejection> {
+        if program.store_credit.is_none() {
+            return Err(reject(
+                RejectCode::StoreCreditNotAccepted,
+                format!("store_credit: program {:?} keeps no store credit", program.id),
+            ));
+        }
+        match (self.currency, currency) {
+            (Some(mine), Some(given)) if mine == given => Ok(()),
+            (mine, given) => Err(reject(
+                RejectCode::CurrencyMismatch,
+                format!(
+                    "currency: {} is not member {:?}'s store credit currency ({})",
+                    given.map_or("none".into(), |c| c.to_string()),
+                    self.id,
+                    mine.map_or("none".into(), |c| c.to_string())
+                ),
+            )),
+        }
+    }
+
+    /// The index of a hold an order may commit at `at`.
+    fn open_hold_index(&self, id: &str, at: Timestamp) -> Result<usize, Rejection> {
+        let index = self.holds.iter().position(|h| h.hold == id).ok_or_else(|| {
+            reject(RejectCode::UnknownHold, format!("hold: {id:?} is not a hold of member {:?}", self.id))
+        })?;
+        let hold = &self.holds[index];
+        match hold.status {
+            HoldStatus::Open if hold.expires_at > at => Ok(index),
+            HoldStatus::Open | HoldStatus::Expired => Err(reject(
+                RejectCode::HoldExpired,
+                format!("hold: {id:?} expired at {}", crate::calendar::format_instant(hold.expires_at)),
+            )),
+            status => Err(reject(RejectCode::HoldClosed, format!("hold: {id:?} was already {}", status.as_str()))),
+        }
+    }
+
+    /// `checkout.released`: the checkout gave up its hold.
+    pub fn release_hold(&mut self, id: &str, at: Timestamp) -> Result<(), Rejection> {
+        let index = self.open_hold_index(id, at)?;
+        self.end_hold(index, HoldStatus::Released, at);
+        Ok(())
+    }
+
+    /// Ends a hold once: its points and credit are no longer reserved.
+    fn end_hold(&mut self, index: usize, status: HoldStatus, at: Timestamp) {
+        let hold = &mut self.holds[index];
+        debug_assert_eq!(hold.status, HoldStatus::Open);
+        hold.status = status;
+        hold.ended_at = Some(at);
+        let (points, credit, id) = (hold.points, hold.store_credit, hold.hold.clone());
+        self.points.held -= points;
+        self.credit.held -= credit;
+        let reason = match status {
+            HoldStatus::Committed => Reason::Committed,
+            HoldStatus::Expired => Reason::HoldExpired,
+            _ => Reason::Released,
+        };
+        for (kind, amount) in [(LedgerKind::Points, points), (LedgerKind::StoreCredit, credit)] {
+            let mut entry = Entry::new(at, kind, reason, Bucket::Held, -amount);
+            entry.hold = Some(id.clone());
+            self.record(entry);
+        }
+    }
+
+    /// Holds release themselves when they expire.
+    fn holds_expiry(&mut self, at: Timestamp) {
+        for index in 0..self.holds.len() {
+            if self.holds[index].status == HoldStatus::Open && self.holds[index].expires_at <= at {
+                self.end_hold(index, HoldStatus::Expired, at);
+            }
+        }
+    }
+
+    /// `ledger.adjusted`: an operator's credit or debit, with its note.
+    pub fn adjust(&mut self, program: &Program, adjustment: &Adjustment, at: Timestamp) -> Result<(), Rejection> {
+        self.refuse_if_closed()?;
+        let months = match adjustment.ledger {
+            LedgerKind::Points => match &program.points {
+                Some(rules) => rules.expiry_months,
+                None => {
+                    return Err(reject(
+                        RejectCode::PointsNotAccepted,
+                        format!("ledger: program {:?} has no points", program.id),
+                    ));
+                }
+            },
+            LedgerKind::StoreCredit => {
+                self.check_credit_currency(program, adjustment.currency)?;
+                program.store_credit.as_ref().map_or(12, |c| c.validity_months)
+            }
+        };
+        let kind = adjustment.ledger;
+        let amount = adjustment.amount;
+        if amount > 0 {
+            let expires_at = adjustment.expires_at.unwrap_or_else(|| program.calendar.add_months(at, months));
+            match kind {
+                LedgerKind::Points => {
+                    if self.points.credit(amount, expires_at) {
+                        self.wakeups.insert(expires_at);
+                    }
+                }
+                LedgerKind::StoreCredit => {
+                    if self.credit.credit(amount, expires_at) {
+                        self.wakeups.insert(expires_at);
+                    }
+                }
+            }
+            let mut entry = Entry::new(at, kind, Reason::ManualAdjustment, Bucket::Available, amount);
+            entry.expires_at = Some(expires_at);
+            entry.note = Some(adjustment.note.clone());
+            self.record(entry);
+            return Ok(());
+        }
+        let purse = self.purse_mut(kind);
+        let free = purse.free();
+        if -amount > free {
+            return Err(reject(
+                RejectCode::AdjustmentOverBalance,
+                format!("amount: a debit of {} is more than the {} usable", -amount, free.max(0)),
+            ));
+        }
+        purse.spend(-amount);
+        let mut entry = Entry::new(at, kind, Reason::ManualAdjustment, Bucket::Available, amount);
+        entry.note = Some(adjustment.note.clone());
+        self.record(entry);
+        Ok(())
+    }
+
+    /// `price_adjustment.requested`: an item bought at full price up to the
+    /// program's days before a sale started, still available in its style and
+    /// size, earns the difference as store credit (programs.md §4, seed 003).
+    pub fn sale_price_adjustment(
+        &mut self,
+        program: &Program,
+        sales: &Sales,
+        index: usize,
+        line_id: &str,
+        at: Timestamp,
+    ) -> Result<(), Rejection> {
+        self.refuse_if_closed()?;
+        let (days, validity) = match &program.store_credit {
+            Some(rules) => match rules.price_adjustment_days {
+                Some(days) => (days, rules.validity_months),
+                None => return Err(refused("not_offered", "the program offers no sale price adjustment")),
+            },
+            None => return Err(refused("not_offered", "the program keeps no store credit")),
+        };
+        let order = &self.orders[index];
+        let Some(line_index) = order.lines.iter().position(|l| l.line == line_id) else {
+            return Err(reject(
+                RejectCode::UnknownLine,
+                format!("line: {line_id:?} is not a line of order {:?}", order.order),
+            ));
+        };
+        let line = &order.lines[line_index];
+        if Some(order.currency) != self.currency {
+            return Err(refused("currency", "the order is not in the member's store credit currency"));
+        }
+        if !line.full_price {
+            return Err(refused("not_full_price", "the item was bought on sale or on promotion"));
+        }
+        if line.adjusted {
+            return Err(refused("already_adjusted", "the line was already adjusted"));
+        }
+        let Some(item) = sales.find(&line.sku, line.size.as_deref(), order.currency, at) else {
+            return Err(refused("not_on_sale", "no sale has started for this style and size"));
+        };
+        let earliest = program.calendar.add_days(item.starts_at, -days);
+        if order.placed_at < earliest || order.placed_at >= item.starts_at {
+            return Err(refused(
+                "outside_period",
+                &format!("the item was not bought in the {days} days before the sale started"),
+            ));
+        }
+        if !item.available {
+            return Err(refused("not_available", "the style and size is no longer available"));
+        }
+        let kept = i128::from(line.quantity - line.removed_units);
+        if kept == 0 {
+            return Err(refused("returned", "every unit of the line was returned or cancelled"));
+        }
+        let paid = i128::from(line.price.0) * kept / i128::from(line.quantity);
+        let difference = paid - i128::from(item.price.0) * kept;
+        if difference <= 0 {
+            return Err(refused("no_difference", "the sale price is not lower than the price paid"));
+        }
+        let amount = i64::try_from(difference).unwrap_or(i64::MAX);
+        let order_id = order.order.clone();
+        self.orders[index].lines[line_index].adjusted = true;
+        let expires_at = program.calendar.add_months(at, validity);
+        self.credit_store(at, Reason::PriceAdjustment, amount, expires_at, Some(&order_id), None);
+        Ok(())
     }
 
     // ---- time -------------------------------------------------------------------------
@@ -786,6 +1305,8 @@ impl Member {
 
     /// The time rules at one instant, in the order of programs.md §7.3.
     fn run_time_rules(&mut self, program: &Program, at: Timestamp) {
+        self.holds_expiry(at);
+        self.store_credit_expiry(at);
         if self.wiped {
             return;
         }
@@ -872,7 +1393,8 @@ impl Member {
                 until: Some(expires_at),
                 ..Happening::new(at, "points_available")
             });
-            self.credit_points(arriving, expires_at);
+            self.record_points(at, Reason::Matured, Bucket::Pending, -arriving, None);
+            self.credit_points(at, Reason::Matured, arriving, expires_at, None);
         }
     }
 
@@ -1074,12 +1596,19 @@ impl Member {
 
     /// Available points expire at their lot's expiry (programs.md §3, §7.8).
     fn pf_points_expiry(&mut self, at: Timestamp) {
-        let expired = self.lots.partition_point(|l| l.expires_at <= at);
-        if expired > 0 && self.journaling() {
-            let points = self.lots[..expired].iter().map(|l| l.points).sum();
-            self.note(Happening { points: Some(points), ..Happening::new(at, "points_expired") });
+        let expired = self.points.expire(at);
+        if expired > 0 {
+            self.note(Happening { points: Some(expired), ..Happening::new(at, "points_expired") });
+            self.record_points(at, Reason::Expired, Bucket::Available, -expired, None);
         }
-        self.lots.drain(..expired);
+    }
+
+    /// Store credit expires at its lot's expiry (programs.md §4).
+    fn store_credit_expiry(&mut self, at: Timestamp) {
+        let expired = self.credit.expire(at);
+        if expired > 0 {
+            self.record(Entry::new(at, LedgerKind::StoreCredit, Reason::Expired, Bucket::Available, -expired));
+        }
     }
 
     /// The next birthday instant at or after `from` (Feb 29 → Feb 28 in common
@@ -1123,7 +1652,7 @@ impl Member {
                 until: Some(expires_at),
                 ..Happening::new(at, "birthday_bonus")
             });
-            self.credit_points(rules.birthday_bonus, expires_at);
+            self.credit_points(at, Reason::Birthday, rules.birthday_bonus, expires_at, None);
         }
         // Next year's: one second later is past today's birthday instant.
         let after = at.checked_add(jiff::SignedDuration::from_secs(1)).unwrap_or(at);
@@ -1155,6 +1684,11 @@ pub fn returns_window_close(program: &Program, placed_at: Timestamp, delivered_a
         .filter_map(|w| Calendar::clamped_date(placed.year() + 1, w.closes.0, w.closes.1))
         .map(|date| calendar.start_of_day(date))
         .fold(plain, Timestamp::max)
+}
+
+/// A refused sale price adjustment: `adjustment_refused`, then the reason.
+fn refused(reason: &str, why: &str) -> Rejection {
+    reject(RejectCode::AdjustmentRefused, format!("{reason}: {why}"))
 }
 
 /// Takes `points` from redeemed portions, latest-expiring first (D22).

@@ -31,6 +31,27 @@ pub struct Program {
     pub joining_tier: Option<usize>,
     pub points: Option<PointsRules>,
     pub codes: Vec<Code>,
+    /// Store credit, where the program keeps it (programs.md §4).
+    pub store_credit: Option<StoreCreditRules>,
+    pub checkout: CheckoutRules,
+}
+
+/// Store credit: a ledger per member with expiry, spent as the `store_credit`
+/// payment method; sale price adjustments are paid in it.
+#[derive(Clone, Debug)]
+pub struct StoreCreditRules {
+    /// Credit granted (price adjustment, operator) is valid this many months.
+    pub validity_months: i64,
+    /// A sale price adjustment covers items bought up to this many days before the
+    /// sale started (`None`: the program offers none).
+    pub price_adjustment_days: Option<i64>,
+}
+
+/// Checkout holds.
+#[derive(Clone, Debug)]
+pub struct CheckoutRules {
+    /// A hold releases itself this many minutes after it was taken.
+    pub hold_minutes: i64,
 }
 
 /// When an order's value stops being returnable ("matures").
@@ -83,12 +104,44 @@ pub struct PointsRules {
     pub birthday_bonus: i64,
 }
 
-/// A promotion code known to the program.
-#[derive(Clone, Debug)]
+/// A promotion code known to the program, with the rules of its terms
+/// (programs.md §4). Every rule is optional; a code with none of them is accepted on
+/// any order and changes nothing but what `earns_points` says.
+#[derive(Clone, Debug, Default)]
 pub struct Code {
     pub code: String,
     /// `false`: an order using the code earns no points.
     pub earns_points: bool,
+    /// Share of each discounted line's `price − discount` taken off (floor per line).
+    pub discount: Option<Rate>,
+    /// Only on the member's n-th order (1: first, 2: second).
+    pub order_number: Option<u32>,
+    /// Usable once per member.
+    pub once_per_member: bool,
+    /// A template: codes are issued one by one to members (`code.issued`), each
+    /// good for one order.
+    pub one_time: bool,
+    /// Order channels it is valid on (empty: all).
+    pub channels: Vec<String>,
+    /// Valid from this instant (inclusive).
+    pub starts: Option<jiff::Timestamp>,
+    /// Valid until this instant (inclusive).
+    pub ends: Option<jiff::Timestamp>,
+    /// Lines on sale get no discount.
+    pub full_price_only: bool,
+    /// Refused on a basket holding any line on sale.
+    pub refuse_sale_items: bool,
+    /// Refused when store credit pays part of the order.
+    pub refuse_store_credit: bool,
+    /// Only lines carrying this badge are discounted.
+    pub badge: Option<String>,
+    /// Refused on a basket holding any of these brands or categories.
+    pub excluded_brands: BTreeSet<String>,
+    pub excluded_categories: BTreeSet<String>,
+    /// `false`: staff cannot use it.
+    pub staff_eligible: bool,
+    /// Refused to a member who redeemed any of these codes.
+    pub not_after: Vec<String>,
 }
 
 impl Program {
@@ -167,6 +220,21 @@ struct ProgramFile {
     points: Option<PointsFile>,
     #[serde(default)]
     codes: Vec<CodeFile>,
+    store_credit: Option<StoreCreditFile>,
+    checkout: Option<CheckoutFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoreCreditFile {
+    validity_months: Spanned<i64>,
+    price_adjustment_days: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckoutFile {
+    hold_minutes: Spanned<i64>,
 }
 
 #[derive(Deserialize)]
@@ -220,6 +288,31 @@ struct CodeFile {
     code: Spanned<String>,
     #[serde(default = "yes")]
     earns_points: bool,
+    discount: Option<Spanned<String>>,
+    order_number: Option<Spanned<u32>>,
+    #[serde(default)]
+    once_per_member: bool,
+    #[serde(default)]
+    one_time: bool,
+    #[serde(default)]
+    channels: Vec<Spanned<String>>,
+    starts: Option<Spanned<String>>,
+    ends: Option<Spanned<String>>,
+    #[serde(default)]
+    full_price_only: bool,
+    #[serde(default)]
+    refuse_sale_items: bool,
+    #[serde(default)]
+    refuse_store_credit: bool,
+    badge: Option<String>,
+    #[serde(default)]
+    excluded_brands: Vec<String>,
+    #[serde(default)]
+    excluded_categories: Vec<String>,
+    #[serde(default = "yes")]
+    staff_eligible: bool,
+    #[serde(default)]
+    not_after: Vec<Spanned<String>>,
 }
 
 fn yes() -> bool {
@@ -289,8 +382,48 @@ impl Validator<'_> {
                     format!("codes.code: {text:?} is empty, longer than 64 or listed twice"),
                 );
             }
-            codes.push(Code { code: text.clone(), earns_points: code.earns_points });
+            codes.push(self.code(code)?);
         }
+        for (code, raw_code) in codes.iter().zip(&raw.codes) {
+            for (name, spanned) in code.not_after.iter().zip(&raw_code.not_after) {
+                if !seen.contains(name) {
+                    return self
+                        .error(&spanned.span(), format!("codes.not_after: {name:?} is not a code of this program"));
+                }
+            }
+        }
+        let store_credit = match &raw.store_credit {
+            Some(credit) => Some(StoreCreditRules {
+                validity_months: self.positive_months(
+                    "store_credit.validity_months",
+                    &Some(credit.validity_months.clone()),
+                    &credit.validity_months.span(),
+                )?,
+                price_adjustment_days: match &credit.price_adjustment_days {
+                    Some(days) if (1..=366).contains(days.get_ref()) => Some(*days.get_ref()),
+                    Some(days) => {
+                        return self.error(
+                            &days.span(),
+                            format!("store_credit.price_adjustment_days: {} is not between 1 and 366", days.get_ref()),
+                        );
+                    }
+                    None => None,
+                },
+            }),
+            None => None,
+        };
+        let checkout = match &raw.checkout {
+            Some(checkout) if (1..=1440).contains(checkout.hold_minutes.get_ref()) => {
+                CheckoutRules { hold_minutes: *checkout.hold_minutes.get_ref() }
+            }
+            Some(checkout) => {
+                return self.error(
+                    &checkout.hold_minutes.span(),
+                    format!("checkout.hold_minutes: {} is not between 1 and 1440", checkout.hold_minutes.get_ref()),
+                );
+            }
+            None => CheckoutRules { hold_minutes: 30 },
+        };
 
         Ok(Program {
             id: id.clone(),
@@ -305,6 +438,77 @@ impl Validator<'_> {
             joining_tier,
             points,
             codes,
+            store_credit,
+            checkout,
+        })
+    }
+
+    fn code(&self, raw: &CodeFile) -> Result<Code, ProgramError> {
+        let name = raw.code.get_ref();
+        let discount = match &raw.discount {
+            Some(text) => match Rate::parse(text.get_ref()) {
+                Some(rate) => Some(rate),
+                _ => {
+                    return self.error(
+                        &text.span(),
+                        format!("codes.discount: {:?} of {name} is not a share between 0 and 1", text.get_ref()),
+                    );
+                }
+            },
+            None => None,
+        };
+        let instant = |value: &Option<Spanned<String>>, field: &str| -> Result<Option<jiff::Timestamp>, ProgramError> {
+            match value {
+                Some(text) => match text.get_ref().parse::<jiff::Timestamp>() {
+                    Ok(at) => Ok(Some(at)),
+                    Err(_) => self.error(
+                        &text.span(),
+                        format!("codes.{field}: {:?} of {name} is not an RFC 3339 instant with offset", text.get_ref()),
+                    ),
+                },
+                None => Ok(None),
+            }
+        };
+        let starts = instant(&raw.starts, "starts")?;
+        let ends = instant(&raw.ends, "ends")?;
+        if let (Some(starts), Some(ends), Some(span)) = (starts, ends, raw.ends.as_ref().map(|e| e.span()))
+            && ends < starts
+        {
+            return self.error(&span, format!("codes.ends: {name} ends before it starts"));
+        }
+        let mut channels = Vec::new();
+        for channel in &raw.channels {
+            if !matches!(channel.get_ref().as_str(), "web" | "app" | "store") {
+                return self.error(
+                    &channel.span(),
+                    format!("codes.channels: {:?} is not web, app or store", channel.get_ref()),
+                );
+            }
+            channels.push(channel.get_ref().clone());
+        }
+        if let Some(number) = &raw.order_number
+            && *number.get_ref() == 0
+        {
+            return self.error(&number.span(), "codes.order_number: orders are counted from 1");
+        }
+        Ok(Code {
+            code: name.clone(),
+            earns_points: raw.earns_points,
+            discount,
+            order_number: raw.order_number.as_ref().map(|n| *n.get_ref()),
+            once_per_member: raw.once_per_member,
+            one_time: raw.one_time,
+            channels,
+            starts,
+            ends,
+            full_price_only: raw.full_price_only,
+            refuse_sale_items: raw.refuse_sale_items,
+            refuse_store_credit: raw.refuse_store_credit,
+            badge: raw.badge.clone(),
+            excluded_brands: raw.excluded_brands.iter().cloned().collect(),
+            excluded_categories: raw.excluded_categories.iter().cloned().collect(),
+            staff_eligible: raw.staff_eligible,
+            not_after: raw.not_after.iter().map(|n| n.get_ref().clone()).collect(),
         })
     }
 

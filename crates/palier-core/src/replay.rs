@@ -10,6 +10,7 @@ use crate::document::MemberDocument;
 use crate::engine::Engine;
 use crate::event::{Event, EventBody, RejectCode, Rejection, parse_event, sniff_id};
 use crate::program::Program;
+use crate::sales::Sales;
 
 /// What a replay prints.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -191,6 +192,8 @@ impl Replay {
             return ReplayOutput { as_of: None, documents: Vec::new(), rejections };
         };
         let due = self.due(as_of, &mut rejections);
+        let (sales, due) = self.program_wide(programs, due, &mut rejections);
+        let sales = &sales;
         let routes = self.route(&due, threads);
 
         let mut lines = self.lines;
@@ -204,7 +207,7 @@ impl Replay {
                 let (routed, rest) = lines.split_at_mut(order.len());
                 let (members, orphans) = routed.split_at_mut(unrouted);
                 drop(order);
-                let mut documents = apply_in_order(programs, orphans, as_of, &mut rejections);
+                let mut documents = apply_in_order(programs, sales, orphans, as_of, &mut rejections);
                 let mut parts = Vec::with_capacity(threads);
                 let mut members = members;
                 for run in split_members(&routes[..unrouted], threads.max(1)) {
@@ -220,7 +223,7 @@ impl Replay {
                         .map(|part| {
                             scope.spawn(move || {
                                 let mut rejected = Vec::new();
-                                let documents = apply_in_order(programs, part, as_of, &mut rejected);
+                                let documents = apply_in_order(programs, sales, part, as_of, &mut rejected);
                                 (documents, rejected)
                             })
                         })
@@ -239,12 +242,53 @@ impl Replay {
             None => {
                 let order: Vec<usize> = due.iter().map(|(_, p)| *p).collect();
                 permute(&mut lines, &order);
-                apply_in_order(programs, &mut lines[..order.len()], as_of, &mut rejections)
+                apply_in_order(programs, sales, &mut lines[..order.len()], as_of, &mut rejections)
             }
         };
         documents.sort_unstable_by(|a, b| (&a.member, &a.program).cmp(&(&b.member, &b.program)));
         rejections.sort_by_key(|r| r.line);
         ReplayOutput { as_of: Some(as_of), documents, rejections }
+    }
+
+    /// Settles the program-wide events before members are applied apart: sales are
+    /// gathered per program (members look prices up at their own instants), and a
+    /// one-time code issued twice goes to the member it was issued to first.
+    /// Returns the sales and the events left for members.
+    fn program_wide(
+        &self,
+        programs: &[Program],
+        due: Vec<(Timestamp, usize)>,
+        rejections: &mut Vec<RejectedLine>,
+    ) -> (Vec<Sales>, Vec<(Timestamp, usize)>) {
+        let mut sales: Vec<Sales> = programs.iter().map(|_| Sales::new()).collect();
+        let mut codes: FxHashMap<(usize, &str), &str> = FxHashMap::default();
+        let mut left = Vec::with_capacity(due.len());
+        for (at, position) in due {
+            let line = &self.lines[position];
+            let Ok((program, event)) = &line.event else { continue };
+            match &event.body {
+                EventBody::SaleStarted(sale) => sales[*program].add(sale, at),
+                EventBody::CodeIssued { member, code, promotion } => {
+                    let terms = &programs[*program];
+                    let valid = terms.code(promotion).is_some_and(|p| p.one_time) && terms.code(code).is_none();
+                    match codes.get(&(*program, code.as_str())) {
+                        Some(owner) if *owner != member.as_str() => rejections.push(RejectedLine {
+                            line: line.number,
+                            event_id: Some(event.id.to_string()),
+                            rejection: Rejection::new(RejectCode::CodeExists, format!("code: {code:?} already exists")),
+                        }),
+                        _ => {
+                            if valid {
+                                codes.insert((*program, code.as_str()), member.as_str());
+                            }
+                            left.push((at, position));
+                        }
+                    }
+                }
+                _ => left.push((at, position)),
+            }
+        }
+        (sales, left)
     }
 
     /// The events to apply, `(at, position)` in order of `at` then line, after
@@ -359,11 +403,13 @@ impl Replay {
 /// unsorted.
 fn apply_in_order(
     programs: &[Program],
+    sales: &[Sales],
     lines: &mut [ParsedLine],
     as_of: Timestamp,
     rejections: &mut Vec<RejectedLine>,
 ) -> Vec<MemberDocument> {
-    let mut engines: Vec<Engine<'_>> = programs.iter().map(Engine::new).collect();
+    let mut engines: Vec<Engine<'_>> =
+        programs.iter().zip(sales).map(|(program, sales)| Engine::with_sales(program, sales.clone())).collect();
     for line in lines {
         let taken = std::mem::replace(&mut line.event, Err((Rejection::new(RejectCode::InvalidJson, ""), None)));
         let Ok((program, event)) = taken else { continue };

@@ -532,8 +532,9 @@ async fn member_timeline(
     let history = live.history_of(&id).ok_or_else(|| {
         Problem::new(StatusCode::NOT_FOUND, "unknown_member", format!("member {id:?} is not registered"))
     })?;
-    let happenings = history.timeline(&live.program, as_of);
-    let member = history.member_at(&live.program, as_of);
+    let sales = live.sales();
+    let happenings = history.timeline(&live.program, &sales, as_of);
+    let member = history.member_at(&live.program, &sales, as_of);
     let timeline = member.as_ref().map(|m| timeline_json(&live.program, m, &happenings)).unwrap_or_default();
     Ok(Json(json!({"member": id, "program": live.program.id, "as_of": palier_core::calendar::format_instant(as_of), "timeline": timeline}))
         .into_response())
@@ -563,6 +564,7 @@ async fn simulate(
     };
     let live_program = &live.programs[program];
     let mut history = live_program.history_of(&request.member).unwrap_or_default();
+    let sales = live_program.sales();
     let as_of = parse_as_of(&state, request.as_of.as_deref())?;
     let mut results = Vec::new();
     for (index, raw) in request.events.iter().enumerate() {
@@ -570,17 +572,17 @@ async fn simulate(
             if event.body.member().is_some_and(|m| m != request.member) {
                 return Err(Rejection::new(RejectCode::InvalidField, "member: a simulation concerns one member"));
             }
-            history.add(&live_program.program, event, u64::MAX - 1_000_000 + index as u64).map(|_| ())
+            history.add(&live_program.program, &sales, event, u64::MAX - 1_000_000 + index as u64).map(|_| ())
         });
         results.push(match outcome {
             Ok(()) => json!({"index": index, "status": "accepted"}),
             Err(r) => json!({"index": index, "status": "rejected", "code": r.code.as_str(), "message": r.message}),
         });
     }
-    let document = history.document(&live_program.program, as_of);
-    let happenings = history.timeline(&live_program.program, as_of);
+    let document = history.document(&live_program.program, &sales, as_of);
+    let happenings = history.timeline(&live_program.program, &sales, as_of);
     let timeline = history
-        .member_at(&live_program.program, as_of)
+        .member_at(&live_program.program, &sales, as_of)
         .map(|m| timeline_json(&live_program.program, &m, &happenings))
         .unwrap_or_default();
     Ok(Json(json!({"document": document, "events": results, "timeline": timeline, "written": false})).into_response())

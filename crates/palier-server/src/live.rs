@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock};
 use jiff::Timestamp;
 use palier_core::event::{Event, EventBody, Id, RejectCode, Rejection};
 use palier_core::history::MemberHistory;
+use palier_core::sales::Sales;
 use palier_core::{MemberDocument, Program};
 use rustc_hash::{FxHashMap, FxHasher};
 
@@ -18,6 +19,11 @@ pub struct LiveProgram {
     shards: Vec<RwLock<FxHashMap<Id, MemberHistory>>>,
     /// order id → member id, for events that name only their order.
     orders: RwLock<FxHashMap<Id, Id>>,
+    /// one-time code → the member it was issued to.
+    codes: RwLock<FxHashMap<Id, Id>>,
+    /// Sales announced so far (program-wide; members look prices up at their own
+    /// instants). Replaced, not edited, so readers hold a consistent copy.
+    sales: RwLock<Arc<Sales>>,
 }
 
 fn shard_of(member: &str) -> usize {
@@ -43,11 +49,22 @@ impl LiveProgram {
             program,
             shards: (0..SHARDS).map(|_| RwLock::new(FxHashMap::default())).collect(),
             orders: RwLock::new(FxHashMap::default()),
+            codes: RwLock::new(FxHashMap::default()),
+            sales: RwLock::new(Arc::new(Sales::new())),
         }
+    }
+
+    /// The sales announced so far.
+    pub fn sales(&self) -> Arc<Sales> {
+        read(&self.sales).clone()
     }
 
     /// The member an event belongs to, or why none does.
     pub fn member_of(&self, event: &Event) -> Result<Id, Rejection> {
+        if matches!(event.body, EventBody::SaleStarted(_)) {
+            // Program-wide: stored under no member.
+            return Ok(Id::default());
+        }
         if let Some(member) = event.body.member() {
             return Ok(Id::from(member));
         }
@@ -61,7 +78,22 @@ impl LiveProgram {
     /// Applies an event at its own time (arrival number `seq`). Refused events
     /// change nothing.
     pub fn apply(&self, event: Event, seq: u64) -> Result<(), Rejection> {
+        if let EventBody::SaleStarted(sale) = &event.body {
+            let mut sales = write(&self.sales);
+            Arc::make_mut(&mut sales).add(sale, event.at);
+            return Ok(());
+        }
         let member = self.member_of(&event)?;
+        let issued = match &event.body {
+            EventBody::CodeIssued { code, .. } => {
+                if read(&self.codes).get(code).is_some_and(|owner| *owner != member) {
+                    return Err(Rejection::new(RejectCode::CodeExists, format!("code: {code:?} already exists")));
+                }
+                Some(code.clone())
+            }
+            _ => None,
+        };
+        let sales = self.sales();
         if let EventBody::OrderPlaced(order) = &event.body
             && let Some(owner) = read(&self.orders).get(&order.order)
             && *owner != member
@@ -77,10 +109,10 @@ impl LiveProgram {
         };
         let mut shard = write(&self.shards[shard_of(&member)]);
         let result = match shard.get_mut(&member) {
-            Some(history) => history.add(&self.program, event, seq).map(|_| ()),
+            Some(history) => history.add(&self.program, &sales, event, seq).map(|_| ()),
             None => {
                 let mut history = MemberHistory::new();
-                let result = history.add(&self.program, event, seq).map(|_| ());
+                let result = history.add(&self.program, &sales, event, seq).map(|_| ());
                 if result.is_ok() {
                     shard.insert(member.clone(), history);
                 }
@@ -88,6 +120,11 @@ impl LiveProgram {
             }
         };
         drop(shard);
+        if result.is_ok()
+            && let Some(code) = issued
+        {
+            write(&self.codes).insert(code, member.clone());
+        }
         if result.is_ok()
             && let Some(order) = placed
         {
@@ -98,7 +135,8 @@ impl LiveProgram {
 
     /// A member's document at `as_of` (`None`: unknown, or not registered then).
     pub fn document(&self, member: &str, as_of: Timestamp) -> Option<MemberDocument> {
-        read(&self.shards[shard_of(member)]).get(member).and_then(|h| h.document(&self.program, as_of))
+        let sales = self.sales();
+        read(&self.shards[shard_of(member)]).get(member).and_then(|h| h.document(&self.program, &sales, as_of))
     }
 
     pub fn contains(&self, member: &str) -> bool {
@@ -112,7 +150,20 @@ impl LiveProgram {
 
     /// A member's timeline up to `as_of`.
     pub fn timeline(&self, member: &str, as_of: Timestamp) -> Option<Vec<palier_core::member::Happening>> {
-        read(&self.shards[shard_of(member)]).get(member).map(|h| h.timeline(&self.program, as_of))
+        let sales = self.sales();
+        read(&self.shards[shard_of(member)]).get(member).map(|h| h.timeline(&self.program, &sales, as_of))
+    }
+
+    /// A member at `as_of`, recomputed with the journal and ledger switched on.
+    pub fn journaled(&self, member: &str, as_of: Timestamp) -> Option<palier_core::member::Member> {
+        let sales = self.sales();
+        read(&self.shards[shard_of(member)]).get(member).and_then(|h| h.journaled(&self.program, &sales, as_of))
+    }
+
+    /// A member's state at `as_of` (time rules applied), without journal.
+    pub fn member_at(&self, member: &str, as_of: Timestamp) -> Option<palier_core::member::Member> {
+        let sales = self.sales();
+        read(&self.shards[shard_of(member)]).get(member).and_then(|h| h.member_at(&self.program, &sales, as_of))
     }
 
     /// A member's accepted events, in order of `at`.
