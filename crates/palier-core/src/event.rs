@@ -508,6 +508,32 @@ pub fn sniff_id(text: &str) -> Option<String> {
     }
 }
 
+/// A basket to price at checkout (`POST /v1/checkout/quote`, holds): an order's
+/// member, currency, channel, lines, delivery, duties and codes, and the points and
+/// store credit the member asks to pay with. Checked like an `order.placed`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BasketRequest {
+    pub member: Id,
+    pub currency: Currency,
+    pub channel: Channel,
+    pub lines: Vec<OrderLine>,
+    pub delivery: Minor,
+    pub duties: Minor,
+    pub codes: Vec<Id>,
+    pub points: i64,
+    pub store_credit: Minor,
+}
+
+/// Parses and validates a basket (one JSON object, fields as in `order.placed`
+/// plus `points` and `store_credit`).
+pub fn parse_basket(text: &str) -> Result<BasketRequest, Rejection> {
+    let raw: RawEvent<'_> = match serde_json::from_str(text) {
+        Ok(raw) => raw,
+        Err(error) => return Err(explain_json_error(text, error)),
+    };
+    Checker.basket(raw)
+}
+
 /// Parses and validates one event (one JSON object).
 pub fn parse_event(text: &str) -> Result<Event, Rejection> {
     let raw: RawEvent<'_> = match serde_json::from_str(text) {
@@ -848,6 +874,51 @@ impl Checker {
             on_sale: raw.on_sale.unwrap_or(false),
             badges: badges.iter().map(|b| self.text(field("badges"), Some(b))).collect::<Result<_, _>>()?,
             size: raw.size.as_deref().map(|s| self.text(field("size"), Some(s))).transpose()?,
+        })
+    }
+
+    fn basket(&self, raw: RawEvent<'_>) -> Result<BasketRequest, Rejection> {
+        let member = self.id(MEMBER, raw.member.as_deref())?;
+        let currency_field = Field::Top("currency");
+        let currency = self.optional_currency(raw.currency.as_deref())?.ok_or_else(|| missing(currency_field))?;
+        let channel = match raw.channel.as_deref() {
+            None | Some("web") => Channel::Web,
+            Some("app") => Channel::App,
+            Some("store") => Channel::Store,
+            Some(other) => return Err(invalid(Field::Top("channel"), other, "is not web, app or store")),
+        };
+        let raw_lines = raw.lines.ok_or_else(|| missing(Field::Top("lines")))?;
+        if raw_lines.is_empty() || raw_lines.len() > MAX_LINES {
+            return Err(Rejection::new(
+                RejectCode::InvalidField,
+                format!("lines: a basket has 1 to {MAX_LINES} lines, not {}", raw_lines.len()),
+            ));
+        }
+        let mut lines: Vec<OrderLine> = Vec::with_capacity(raw_lines.len());
+        for (index, RawLine(raw_line)) in raw_lines.into_iter().enumerate() {
+            let line = self.order_line(index, raw_line, currency)?;
+            if lines.iter().any(|l| l.line == line.line) {
+                return Err(Rejection::new(
+                    RejectCode::DuplicateLine,
+                    format!("lines[{index}].line: {:?} appears twice in the basket", line.line),
+                ));
+            }
+            lines.push(line);
+        }
+        let points = raw.points.unwrap_or(0);
+        if !(0..=1_000_000_000_000).contains(&points) {
+            return Err(invalid(Field::Top("points"), &points.to_string(), "must be 0 to 10^12 points"));
+        }
+        Ok(BasketRequest {
+            member,
+            currency,
+            channel,
+            lines,
+            delivery: self.amount(Field::Top("delivery"), raw.delivery.as_deref(), currency)?,
+            duties: self.amount(Field::Top("duties"), raw.duties.as_deref(), currency)?,
+            codes: self.strings("codes", raw.codes)?,
+            points,
+            store_credit: self.amount(Field::Top("store_credit"), raw.store_credit.as_deref(), currency)?,
         })
     }
 

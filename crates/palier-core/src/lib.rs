@@ -7,6 +7,7 @@
 #![deny(clippy::unwrap_used)]
 
 pub mod calendar;
+pub mod checkout;
 pub mod document;
 pub mod engine;
 pub mod event;

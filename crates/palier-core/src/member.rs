@@ -794,7 +794,7 @@ impl Member {
     /// Perfone earning: `floor(rate × eligible)` at the member's level before this
     /// order counts; none with a "no points" code (checked by the caller,
     /// programs.md §3, D20).
-    fn pf_points_earned(&self, program: &Program, order: &Order, eligible: Minor) -> i64 {
+    pub(crate) fn pf_points_earned(&self, program: &Program, order: &Order, eligible: Minor) -> i64 {
         if program.points.is_none() || eligible == Minor::ZERO {
             return 0;
         }

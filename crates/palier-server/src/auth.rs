@@ -1,5 +1,6 @@
 //! API keys: `Authorization: Bearer KEY`. Only a SHA-256 hash of a key is stored;
 //! keys are compared in constant time. Scopes: `events:write`, `members:read`,
+//! `checkout:write` (quotes and holds), `ledger:write` (adjustments, issued codes),
 //! `admin` (which implies every scope).
 
 use std::sync::RwLock;
@@ -9,7 +10,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-pub const SCOPES: &[&str] = &["events:write", "members:read", "admin"];
+pub const SCOPES: &[&str] = &["events:write", "members:read", "checkout:write", "ledger:write", "admin"];
 
 /// A key as the service holds it.
 #[derive(Clone)]

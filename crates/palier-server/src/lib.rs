@@ -7,6 +7,7 @@
 #![deny(clippy::unwrap_used)]
 
 pub mod auth;
+mod checkout;
 pub mod ingest;
 pub mod live;
 pub mod metrics;
@@ -194,6 +195,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/members/{id}", get(get_member))
         .route("/v1/members/{id}/events", get(member_events))
         .route("/v1/members/{id}/timeline", get(member_timeline))
+        .route("/v1/members/{id}/ledger", get(checkout::get_ledger))
+        .route("/v1/members/{id}/ledger/adjustments", post(checkout::post_adjustment))
+        .route("/v1/members/{id}/codes", post(checkout::post_code))
+        .route("/v1/checkout/quote", post(checkout::post_quote))
+        .route("/v1/checkout/holds", post(checkout::post_hold))
+        .route("/v1/checkout/holds/{id}", get(checkout::get_hold).delete(checkout::delete_hold))
         .route("/v1/simulate", post(simulate))
         .route("/v1/programs", get(list_programs))
         .route("/v1/programs/{id}", get(get_program))
@@ -225,23 +232,28 @@ pub struct Problem {
     status: StatusCode,
     code: &'static str,
     detail: String,
+    /// Members added to the problem object (RFC 9457 extension members).
+    extra: Option<Value>,
 }
 
 impl Problem {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Problem {
-        Problem { status, code, detail: detail.into() }
+        Problem { status, code, detail: detail.into(), extra: None }
     }
 }
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let body = json!({
+        let mut body = json!({
             "type": format!("urn:palier:problem:{}", self.code),
             "title": self.status.canonical_reason().unwrap_or("error"),
             "status": self.status.as_u16(),
             "detail": self.detail,
             "code": self.code,
         });
+        if let (Some(Value::Object(extra)), Value::Object(fields)) = (self.extra, &mut body) {
+            fields.extend(extra);
+        }
         let mut response = (self.status, Json(body)).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if self.status == StatusCode::UNAUTHORIZED {

@@ -21,6 +21,8 @@ pub struct LiveProgram {
     orders: RwLock<FxHashMap<Id, Id>>,
     /// one-time code → the member it was issued to.
     codes: RwLock<FxHashMap<Id, Id>>,
+    /// checkout hold → its member.
+    holds: RwLock<FxHashMap<Id, Id>>,
     /// Sales announced so far (program-wide; members look prices up at their own
     /// instants). Replaced, not edited, so readers hold a consistent copy.
     sales: RwLock<Arc<Sales>>,
@@ -50,6 +52,7 @@ impl LiveProgram {
             shards: (0..SHARDS).map(|_| RwLock::new(FxHashMap::default())).collect(),
             orders: RwLock::new(FxHashMap::default()),
             codes: RwLock::new(FxHashMap::default()),
+            holds: RwLock::new(FxHashMap::default()),
             sales: RwLock::new(Arc::new(Sales::new())),
         }
     }
@@ -103,6 +106,18 @@ impl LiveProgram {
                 format!("order: {:?} was already placed", order.order),
             ));
         }
+        let held = match &event.body {
+            EventBody::CheckoutHeld(hold) => {
+                if read(&self.holds).get(&hold.hold).is_some_and(|owner| *owner != member) {
+                    return Err(Rejection::new(
+                        RejectCode::HoldExists,
+                        format!("hold: {:?} already exists", hold.hold),
+                    ));
+                }
+                Some(hold.hold.clone())
+            }
+            _ => None,
+        };
         let placed = match &event.body {
             EventBody::OrderPlaced(order) => Some(order.order.clone()),
             _ => None,
@@ -121,6 +136,11 @@ impl LiveProgram {
         };
         drop(shard);
         if result.is_ok()
+            && let Some(hold) = held
+        {
+            write(&self.holds).insert(hold, member.clone());
+        }
+        if result.is_ok()
             && let Some(code) = issued
         {
             write(&self.codes).insert(code, member.clone());
@@ -131,6 +151,11 @@ impl LiveProgram {
             write(&self.orders).insert(order, member);
         }
         result
+    }
+
+    /// The member a checkout hold belongs to.
+    pub fn hold_owner(&self, hold: &str) -> Option<Id> {
+        read(&self.holds).get(hold).cloned()
     }
 
     /// A member's document at `as_of` (`None`: unknown, or not registered then).

@@ -110,7 +110,7 @@ enum KeysAction {
     Create {
         #[arg(long)]
         name: String,
-        /// events:write, members:read or admin; repeatable.
+        /// events:write, members:read, checkout:write, ledger:write or admin; repeatable.
         #[arg(long = "scope", required = true)]
         scopes: Vec<String>,
     },
