@@ -775,6 +775,12 @@ mod tests {
             "/readyz",
             "/metrics",
             "/openapi.json",
+            "/v1/checkout/quote",
+            "/v1/checkout/holds",
+            "/v1/checkout/holds/{id}",
+            "/v1/members/{id}/ledger",
+            "/v1/members/{id}/ledger/adjustments",
+            "/v1/members/{id}/codes",
         ] {
             assert!(paths.contains_key(route), "{route} is not in openapi.json");
         }
