@@ -91,8 +91,16 @@ impl<'p> Engine<'p> {
                 self.by_code.insert(code.clone(), index);
                 Ok(())
             }
-            EventBody::MemberUpdated { member, .. }
-            | EventBody::MemberStatus { member, .. }
+            EventBody::MemberUpdated(update) => {
+                let index = self.member_index(&update.member)?;
+                self.members[index].apply_event(program, &self.sales, event, OrderLookup::Search)
+            }
+            EventBody::ConsentChanged(consent) => {
+                let index = self.member_index(&consent.member)?;
+                self.members[index].apply_event(program, &self.sales, event, OrderLookup::Search)
+            }
+            EventBody::MemberStatus { member, .. }
+            | EventBody::MemberErased { member }
             | EventBody::CheckoutReleased { member, .. }
             | EventBody::PriceAdjustmentRequested { member, .. } => {
                 let index = self.member_index(member)?;

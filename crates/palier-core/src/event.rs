@@ -13,6 +13,7 @@ use jiff::civil::Date;
 use serde::Deserialize;
 
 use crate::money::{AmountError, Currency, Minor};
+use crate::privacy::{ConsentChannel, GUARDIAN_AGE, Personal, age_on};
 
 /// Ids and short texts: inline up to 24 bytes, no allocation for typical ids.
 pub type Id = compact_str::CompactString;
@@ -110,6 +111,8 @@ reject_codes! {
     StoreCreditOverBalance => "store_credit_over_balance",
     AdjustmentOverBalance => "adjustment_over_balance",
     AdjustmentRefused => "adjustment_refused",
+    GuardianConsentRequired => "guardian_consent_required",
+    UnderAge => "under_age",
 }
 
 /// A validated event.
@@ -124,11 +127,7 @@ pub struct Event {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EventBody {
     MemberRegistered(Registration),
-    MemberUpdated {
-        member: Id,
-        country: Option<Id>,
-        birth_date: Option<Date>,
-    },
+    MemberUpdated(Box<ProfileUpdate>),
     MemberStatus {
         member: Id,
         change: StatusChange,
@@ -168,6 +167,35 @@ pub enum EventBody {
         order: Id,
         line: Id,
     },
+    /// `consent.changed`: marketing consent on one channel given or withdrawn.
+    ConsentChanged(Box<Consent>),
+    /// `member.erased`: the member's personal data was replaced by a pseudonym (the
+    /// event names the pseudonym).
+    MemberErased {
+        member: Id,
+    },
+}
+
+/// `member.updated`: corrections to a member's profile (rectification).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProfileUpdate {
+    pub member: Id,
+    pub country: Option<Id>,
+    pub birth_date: Option<Personal<Date>>,
+    pub birthday: Option<(i8, i8)>,
+    pub name: Option<Personal<String>>,
+    pub email: Option<Personal<String>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Consent {
+    pub member: Id,
+    pub channel: ConsentChannel,
+    pub granted: bool,
+    /// Where the change came from (`web`, `app`, `store`, `staff:KEY`…).
+    pub source: Id,
+    /// The version of the consent text agreed to.
+    pub text_version: Id,
 }
 
 /// What a checkout holds until it is committed, released or expires.
@@ -235,7 +263,9 @@ impl EventBody {
     pub fn member(&self) -> Option<&str> {
         match self {
             EventBody::MemberRegistered(r) => Some(&r.member),
-            EventBody::MemberUpdated { member, .. } | EventBody::MemberStatus { member, .. } => Some(member),
+            EventBody::MemberUpdated(update) => Some(&update.member),
+            EventBody::ConsentChanged(consent) => Some(&consent.member),
+            EventBody::MemberStatus { member, .. } | EventBody::MemberErased { member } => Some(member),
             EventBody::OrderPlaced(order) => Some(&order.member),
             EventBody::CodeIssued { member, .. }
             | EventBody::CheckoutReleased { member, .. }
@@ -262,7 +292,11 @@ impl EventBody {
 pub struct Registration {
     pub member: Id,
     pub country: Id,
-    pub birth_date: Option<Date>,
+    pub birth_date: Option<Personal<Date>>,
+    /// Month and day only, when the year is not known (or was erased).
+    pub birthday: Option<(i8, i8)>,
+    pub name: Option<Personal<String>>,
+    pub email: Option<Personal<String>>,
     pub staff: bool,
     pub guardian_consent: bool,
 }
@@ -434,6 +468,17 @@ struct RawEvent<'a> {
     items: Option<Vec<RawLineFields<'a>>>,
     #[serde(borrow)]
     line: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    birthday: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    email: Option<Cow<'a, str>>,
+    granted: Option<bool>,
+    #[serde(borrow)]
+    source: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    text_version: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -607,18 +652,53 @@ impl Checker {
             None => None,
         };
         let body = match kind {
-            "member.registered" => EventBody::MemberRegistered(Registration {
-                member: self.id(MEMBER, raw.member.as_deref())?,
-                country: self.country(raw.country.as_deref().ok_or_else(|| missing(Field::Top("country")))?)?,
-                birth_date: self.birth_date(raw.birth_date.as_deref(), at)?,
-                staff: raw.staff.unwrap_or(false),
-                guardian_consent: raw.guardian_consent.unwrap_or(false),
-            }),
-            "member.updated" => EventBody::MemberUpdated {
+            "member.registered" => {
+                let registration = Registration {
+                    member: self.id(MEMBER, raw.member.as_deref())?,
+                    country: self.country(raw.country.as_deref().ok_or_else(|| missing(Field::Top("country")))?)?,
+                    birth_date: self.birth_date(raw.birth_date.as_deref(), at)?.map(Personal::new),
+                    birthday: self.birthday(raw.birthday.as_deref())?,
+                    name: self.personal_text("name", raw.name.as_deref())?,
+                    email: self.email(raw.email.as_deref())?,
+                    staff: raw.staff.unwrap_or(false),
+                    guardian_consent: raw.guardian_consent.unwrap_or(false),
+                };
+                if let Some(birth) = &registration.birth_date
+                    && !registration.guardian_consent
+                    && age_on(*birth.expose(), jiff::tz::TimeZone::UTC.to_datetime(at).date()) < GUARDIAN_AGE
+                {
+                    return Err(Rejection::new(
+                        RejectCode::GuardianConsentRequired,
+                        format!(
+                            "guardian_consent: a member under {GUARDIAN_AGE} registers only with a guardian's consent \
+                             (guardian_consent: true)"
+                        ),
+                    ));
+                }
+                EventBody::MemberRegistered(registration)
+            }
+            "member.updated" => EventBody::MemberUpdated(Box::new(ProfileUpdate {
                 member: self.id(MEMBER, raw.member.as_deref())?,
                 country: raw.country.as_deref().map(|c| self.country(c)).transpose()?,
-                birth_date: self.birth_date(raw.birth_date.as_deref(), at)?,
-            },
+                birth_date: self.birth_date(raw.birth_date.as_deref(), at)?.map(Personal::new),
+                birthday: self.birthday(raw.birthday.as_deref())?,
+                name: self.personal_text("name", raw.name.as_deref())?,
+                email: self.email(raw.email.as_deref())?,
+            })),
+            "consent.changed" => {
+                let channel_field = Field::Top("channel");
+                let text = raw.channel.as_deref().ok_or_else(|| missing(channel_field))?;
+                let channel = ConsentChannel::parse(text)
+                    .ok_or_else(|| invalid(channel_field, text, "is not email, sms, phone, post or push"))?;
+                EventBody::ConsentChanged(Box::new(Consent {
+                    member: self.id(MEMBER, raw.member.as_deref())?,
+                    channel,
+                    granted: raw.granted.ok_or_else(|| missing(Field::Top("granted")))?,
+                    source: self.id(Field::Top("source"), raw.source.as_deref())?,
+                    text_version: self.id(Field::Top("text_version"), raw.text_version.as_deref())?,
+                }))
+            }
+            "member.erased" => EventBody::MemberErased { member: self.id(MEMBER, raw.member.as_deref())? },
             "member.opted_out" | "member.closed" | "member.suspended" | "member.reinstated" => {
                 let change = match kind {
                     "member.opted_out" => StatusChange::OptedOut,
@@ -920,6 +1000,42 @@ impl Checker {
             points,
             store_credit: self.amount(Field::Top("store_credit"), raw.store_credit.as_deref(), currency)?,
         })
+    }
+
+    fn birthday(&self, value: Option<&str>) -> Result<Option<(i8, i8)>, Rejection> {
+        let Some(text) = value else { return Ok(None) };
+        let parsed = text.split_once('-').and_then(|(m, d)| {
+            let (month, day) = (m.parse::<i8>().ok()?, d.parse::<i8>().ok()?);
+            (m.len() == 2 && d.len() == 2).then_some(())?;
+            Date::new(2000, month, day).ok().map(|_| (month, day))
+        });
+        parsed.map(Some).ok_or_else(|| invalid(Field::Top("birthday"), text, "is not a month-day MM-DD"))
+    }
+
+    fn personal_text(&self, name: &'static str, value: Option<&str>) -> Result<Option<Personal<String>>, Rejection> {
+        let Some(text) = value else { return Ok(None) };
+        if text.trim().is_empty() || text.chars().count() > 200 || text.chars().any(char::is_control) {
+            return Err(Rejection::new(
+                RejectCode::InvalidField,
+                format!("{name}: must be 1–200 characters without control characters"),
+            ));
+        }
+        Ok(Some(Personal::new(text.to_string())))
+    }
+
+    fn email(&self, value: Option<&str>) -> Result<Option<Personal<String>>, Rejection> {
+        let email = self.personal_text("email", value)?;
+        if let Some(address) = &email {
+            let text = address.expose();
+            let well_formed = text.split_once('@').is_some_and(|(local, domain)| {
+                !local.is_empty() && domain.contains('.') && !text.contains(char::is_whitespace)
+            });
+            if !well_formed {
+                // The value itself is personal: the message does not repeat it.
+                return Err(Rejection::new(RejectCode::InvalidField, "email: is not an e-mail address"));
+            }
+        }
+        Ok(email)
     }
 
     fn optional_currency(&self, value: Option<&str>) -> Result<Option<Currency>, Rejection> {

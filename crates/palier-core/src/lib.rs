@@ -15,6 +15,7 @@ pub mod history;
 pub mod ledger;
 pub mod member;
 pub mod money;
+pub mod privacy;
 pub mod program;
 pub mod promo;
 pub mod replay;

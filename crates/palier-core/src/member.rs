@@ -13,12 +13,13 @@ use jiff::civil::Date;
 
 use crate::calendar::Calendar;
 use crate::event::{
-    Adjustment, Event, EventBody, Hold, Id, LedgerKind, LineQuantity, Order, PaymentMethod, Registration, RejectCode,
-    Rejection, StatusChange,
+    Adjustment, Consent, Event, EventBody, Hold, Id, LedgerKind, LineQuantity, Order, PaymentMethod, ProfileUpdate,
+    Registration, RejectCode, Rejection, StatusChange,
 };
 pub use crate::ledger::Lot;
 use crate::ledger::{Bucket, Entry, Purse, Reason};
 use crate::money::{Currency, Minor};
+use crate::privacy::{ConsentChannel, ORDER_AGE, Personal, age_on};
 use crate::program::{Program, Qualification};
 use crate::promo::{self, Basket};
 use crate::sales::Sales;
@@ -151,7 +152,18 @@ pub struct Member {
     pub id: Id,
     pub registered_at: Timestamp,
     pub country: Id,
-    pub birth_date: Option<Date>,
+    pub birth_date: Option<Personal<Date>>,
+    /// Month and day, when only they are known (or after an erasure).
+    pub birthday: Option<(i8, i8)>,
+    pub name: Option<Personal<String>>,
+    pub email: Option<Personal<String>>,
+    /// Marketing consent changes, oldest first (the current state is the last per
+    /// channel; no record: not given).
+    pub consents: Vec<ConsentRecord>,
+    /// Profile corrections: when, and which fields (the values are in the events).
+    pub profile_changes: Vec<(Timestamp, Vec<&'static str>)>,
+    /// When the member's personal data was erased (pseudonymised).
+    pub erased_at: Option<Timestamp>,
     pub staff: bool,
     pub guardian_consent: bool,
     pub status: Status,
@@ -188,6 +200,16 @@ pub struct Member {
     journal: Option<Vec<Happening>>,
     /// The ledger entries, when the journal is switched on.
     ledger: Option<Vec<Entry>>,
+}
+
+/// One change of marketing consent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsentRecord {
+    pub at: Timestamp,
+    pub channel: ConsentChannel,
+    pub granted: bool,
+    pub source: Id,
+    pub text_version: Id,
 }
 
 /// A code an order used.
@@ -271,7 +293,13 @@ impl Member {
             id: registration.member.clone(),
             registered_at: at,
             country: registration.country.clone(),
-            birth_date: registration.birth_date,
+            birth_date: registration.birth_date.clone(),
+            birthday: registration.birthday,
+            name: registration.name.clone(),
+            email: registration.email.clone(),
+            consents: Vec::new(),
+            profile_changes: Vec::new(),
+            erased_at: None,
             staff: registration.staff,
             guardian_consent: registration.guardian_consent,
             status: Status::Active,
@@ -420,8 +448,16 @@ impl Member {
                 let code = if self.wiped { RejectCode::MemberClosed } else { RejectCode::MemberExists };
                 Err(reject(code, format!("member: {:?} is already registered", registration.member)))
             }
-            EventBody::MemberUpdated { country, birth_date, .. } => {
-                self.update(program, country.as_deref(), *birth_date, at)
+            EventBody::MemberUpdated(update) => self.update(program, update, at),
+            EventBody::ConsentChanged(consent) => self.change_consent(consent, at),
+            EventBody::MemberErased { .. } => {
+                self.erased_at = Some(at);
+                self.name = None;
+                self.email = None;
+                self.birthday =
+                    self.birthday.or(self.birth_date.as_ref().map(|b| (b.expose().month(), b.expose().day())));
+                self.birth_date = None;
+                Ok(())
             }
             EventBody::MemberStatus { change, .. } => self.change_status(program, *change, at),
             EventBody::OrderPlaced(placed) => {
@@ -463,14 +499,22 @@ impl Member {
     }
 
     /// `member.updated`: country and birth date (decisions D11).
-    pub fn update(
-        &mut self,
-        program: &Program,
-        country: Option<&str>,
-        birth_date: Option<Date>,
-        at: Timestamp,
-    ) -> Result<(), Rejection> {
+    pub fn update(&mut self, program: &Program, update: &ProfileUpdate, at: Timestamp) -> Result<(), Rejection> {
         self.refuse_if_closed()?;
+        let country = update.country.as_deref();
+        let birth_date = update.birth_date.as_ref().map(|b| *b.expose());
+        let mut fields = Vec::new();
+        for (name, changed) in [
+            ("country", update.country.is_some()),
+            ("birth_date", update.birth_date.is_some()),
+            ("birthday", update.birthday.is_some()),
+            ("name", update.name.is_some()),
+            ("email", update.email.is_some()),
+        ] {
+            if changed {
+                fields.push(name);
+            }
+        }
         if let Some(country) = country {
             let currency = program.currency_of(country);
             if currency != self.currency && !self.orders.is_empty() && currency.is_some() && self.currency.is_some() {
@@ -498,11 +542,45 @@ impl Member {
                 self.tier_since = Some(at);
             }
         }
-        if let Some(date) = birth_date {
-            self.birth_date = Some(date);
+        if let Some(name) = &update.name {
+            self.name = Some(name.clone());
+        }
+        if let Some(email) = &update.email {
+            self.email = Some(email.clone());
+        }
+        if let Some(birthday) = update.birthday {
+            self.birthday = Some(birthday);
             self.schedule_birthday(program, at);
         }
+        if let Some(date) = birth_date {
+            self.birth_date = Some(Personal::new(date));
+            self.schedule_birthday(program, at);
+        }
+        self.profile_changes.push((at, fields));
         Ok(())
+    }
+
+    /// `consent.changed`: kept with its time, source and text version (seed 001).
+    /// A closed member may still withdraw consent.
+    pub fn change_consent(&mut self, consent: &Consent, at: Timestamp) -> Result<(), Rejection> {
+        self.consents.push(ConsentRecord {
+            at,
+            channel: consent.channel,
+            granted: consent.granted,
+            source: consent.source.clone(),
+            text_version: consent.text_version.clone(),
+        });
+        Ok(())
+    }
+
+    /// The current consent on a channel (none recorded: not given).
+    pub fn consent(&self, channel: ConsentChannel) -> bool {
+        self.consents.iter().rev().find(|c| c.channel == channel).is_some_and(|c| c.granted)
+    }
+
+    /// The member's age on `date`, when the birth date is known.
+    pub fn age_on(&self, date: Date) -> Option<i16> {
+        self.birth_date.as_ref().map(|birth| age_on(*birth.expose(), date))
     }
 
     /// `member.opted_out`, `member.closed`, `member.suspended`, `member.reinstated`.
@@ -594,6 +672,14 @@ impl Member {
             return Err(reject(
                 RejectCode::CurrencyMismatch,
                 format!("currency: the order is in {} but member {:?} earns in {currency}", order.currency, self.id),
+            ));
+        }
+        if let Some(age) = self.age_on(program.calendar.civil(at).date())
+            && age < ORDER_AGE
+        {
+            return Err(reject(
+                RejectCode::UnderAge,
+                format!("member {:?} is {age}; orders need age {ORDER_AGE}", self.id),
             ));
         }
         let hold = order.hold.as_deref().map(|h| self.open_hold_index(h, at)).transpose()?;
@@ -1614,10 +1700,10 @@ impl Member {
     /// The next birthday instant at or after `from` (Feb 29 → Feb 28 in common
     /// years), 00:00 program time.
     fn next_birthday(&self, calendar: &Calendar, from: Timestamp) -> Option<Timestamp> {
-        let birth = self.birth_date?;
+        let (month, day) = self.birth_date.as_ref().map(|b| (b.expose().month(), b.expose().day())).or(self.birthday)?;
         let year = calendar.year(from);
         for candidate_year in [year, year + 1] {
-            let date = Calendar::clamped_date(candidate_year, birth.month(), birth.day())?;
+            let date = Calendar::clamped_date(candidate_year, month, day)?;
             let instant = calendar.start_of_day(date);
             if instant >= from {
                 return Some(instant);

@@ -163,8 +163,7 @@ fn check_member_terms(
     at: Timestamp,
     own_hold: Option<&str>,
 ) -> Result<(), Refusal> {
-    let issued_at = member.issued_codes.iter().find(|i| i.code == code).map(|i| i.at);
-    if terms.starts.is_some_and(|s| at < s) || terms.ends.is_some_and(|e| at > e) || issued_at.is_some_and(|i| at < i) {
+    if terms.starts.is_some_and(|s| at < s) || terms.ends.is_some_and(|e| at > e) {
         return Err(Refusal::OutsidePeriod);
     }
     if let Some(channel) = channel

@@ -212,7 +212,7 @@ struct Removals {
 }
 
 fn birth() -> impl Strategy<Value = (i16, i8, i8)> {
-    (1950i16..2006, 1i8..=12, 1i8..=31)
+    (1950i16..1990, 1i8..=12, 1i8..=31)
 }
 
 fn member_change(tame: bool) -> BoxedStrategy<MemberChange> {
