@@ -34,6 +34,9 @@ pub struct Program {
     /// Store credit, where the program keeps it (programs.md §4).
     pub store_credit: Option<StoreCreditRules>,
     pub checkout: CheckoutRules,
+    /// Transaction records are kept at least this long (seed 001); erasure keeps them
+    /// pseudonymised.
+    pub retention_months: i64,
 }
 
 /// Store credit: a ledger per member with expiry, spent as the `store_credit`
@@ -222,6 +225,13 @@ struct ProgramFile {
     codes: Vec<CodeFile>,
     store_credit: Option<StoreCreditFile>,
     checkout: Option<CheckoutFile>,
+    privacy: Option<PrivacyFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PrivacyFile {
+    retention_months: Spanned<i64>,
 }
 
 #[derive(Deserialize)]
@@ -440,6 +450,14 @@ impl Validator<'_> {
             codes,
             store_credit,
             checkout,
+            retention_months: match &raw.privacy {
+                Some(privacy) => self.positive_months(
+                    "privacy.retention_months",
+                    &Some(privacy.retention_months.clone()),
+                    &privacy.retention_months.span(),
+                )?,
+                None => 12,
+            },
         })
     }
 

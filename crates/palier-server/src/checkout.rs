@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::live::Decision;
-use crate::{AppState, Problem, authorize, named_or_only_program, parse_as_of, program_of};
+use crate::{AppState, Problem, authorize, authorize_member, named_or_only_program, parse_as_of, program_of};
 
 #[derive(Deserialize)]
 pub(crate) struct ProgramQuery {
@@ -328,8 +328,7 @@ pub(crate) async fn get_ledger(
     Path(id): Path<String>,
     Query(query): Query<LedgerQuery>,
 ) -> Result<Response, Problem> {
-    authorize(&state, &headers, "members:read")?;
-    let program = program_of(&state, &id, query.program.as_deref())?;
+    let (program, _) = authorize_member(&state, &headers, "members:read", &id, query.program.as_deref())?;
     let as_of = parse_as_of(&state, query.as_of.as_deref())?;
     let kind = match query.kind.as_deref() {
         Some("points") | None => LedgerKind::Points,
@@ -428,7 +427,14 @@ pub(crate) async fn post_adjustment(
     if let Some(expires_at) = request.expires_at {
         event["expires_at"] = json!(expires_at);
     }
-    match submit(&state, program, event).await? {
+    let audit = state.audit_entry(
+        &operator,
+        "ledger.adjusted",
+        program,
+        &id,
+        json!({"event": event_id, "ledger": event["ledger"], "amount": event["amount"]}),
+    );
+    match state.submit_one(event.to_string(), program, Some(audit)).await? {
         Decision::Accepted => {
             Ok((StatusCode::CREATED, Json(json!({"event": event_id, "status": "accepted"}))).into_response())
         }
@@ -443,11 +449,14 @@ pub(crate) async fn post_adjustment(
 fn event_id_for(headers: &HeaderMap, prefix: &str) -> String {
     match headers.get("idempotency-key").and_then(|v| v.to_str().ok()).filter(|k| !k.is_empty() && k.len() <= 100) {
         Some(key) => format!("{prefix}-{key}"),
-        None => {
-            let bytes: [u8; 12] = rand::rng().random();
-            format!("{prefix}-{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
-        }
+        None => format!("{prefix}-{}", fresh_id()),
     }
+}
+
+/// 24 random hex digits.
+pub(crate) fn fresh_id() -> String {
+    let bytes: [u8; 12] = rand::rng().random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[derive(Deserialize)]
@@ -465,7 +474,7 @@ pub(crate) async fn post_code(
     Query(query): Query<ProgramQuery>,
     Json(request): Json<IssueRequest>,
 ) -> Result<Response, Problem> {
-    authorize(&state, &headers, "ledger:write")?;
+    let operator = authorize(&state, &headers, "ledger:write")?;
     let program = program_of(&state, &id, query.program.as_deref())?;
     let live = &state.inner.live.programs[program];
     let event_id = event_id_for(&headers, "code");
@@ -489,7 +498,8 @@ pub(crate) async fn post_code(
         "code": code,
         "promotion": request.promotion,
     });
-    match submit(&state, program, event).await? {
+    let audit = state.audit_entry(&operator, "code.issued", program, &id, json!({"promotion": request.promotion}));
+    match state.submit_one(event.to_string(), program, Some(audit)).await? {
         Decision::Accepted => {
             Ok((StatusCode::CREATED, Json(json!({"code": code, "promotion": request.promotion, "member": id})))
                 .into_response())

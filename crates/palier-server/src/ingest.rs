@@ -6,12 +6,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use palier_core::event::{Event, Rejection};
-use palier_store::{NewEvent, Store};
+use palier_store::{NewAudit, NewEvent, Store};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::live::{Decision, Live};
 use crate::metrics::Metrics;
+use crate::privacy::{EraseReport, EraseRequest};
 
 /// An event checked on its own, ready for the writer.
 pub struct Prepared {
@@ -23,6 +24,8 @@ pub struct Prepared {
     /// bodies that are equal JSON values.
     pub body_sha256: [u8; 32],
     pub received_unix_nanos: i64,
+    /// The audit entry of the operator action this event is (committed with it).
+    pub audit: Option<NewAudit>,
 }
 
 /// The canonical form of a JSON text and its SHA-256.
@@ -31,9 +34,26 @@ pub fn body_hash(text: &str) -> [u8; 32] {
     Sha256::digest(canonical.as_bytes()).into()
 }
 
-struct Job {
-    events: Vec<Prepared>,
-    reply: oneshot::Sender<Result<Vec<Decision>, String>>,
+enum Job {
+    Events {
+        events: Vec<Prepared>,
+        reply: oneshot::Sender<Result<Vec<Decision>, String>>,
+    },
+    /// An erasure must see no event of its member decided meanwhile: the writer runs
+    /// it between batches, with the store and the live state to itself.
+    Erase {
+        request: EraseRequest,
+        reply: oneshot::Sender<Result<EraseReport, String>>,
+    },
+}
+
+impl Job {
+    fn size(&self) -> usize {
+        match self {
+            Job::Events { events, .. } => events.len(),
+            Job::Erase { .. } => 1,
+        }
+    }
 }
 
 /// The handle requests use to reach the writer.
@@ -59,7 +79,22 @@ impl Ingest {
     pub async fn submit(&self, events: Vec<Prepared>) -> Result<Vec<Decision>, String> {
         let (reply, answer) = oneshot::channel();
         self.queued.fetch_add(events.len() as u64, Ordering::Relaxed);
-        self.sender.send(Job { events, reply }).await.map_err(|_| "the ingest writer has stopped".to_string())?;
+        self.sender
+            .send(Job::Events { events, reply })
+            .await
+            .map_err(|_| "the ingest writer has stopped".to_string())?;
+        answer.await.map_err(|_| "the ingest writer has stopped".to_string())?
+    }
+
+    /// Erases a member's personal data (see `privacy::erase`), serialized with every
+    /// event decision.
+    pub async fn erase(&self, request: EraseRequest) -> Result<EraseReport, String> {
+        let (reply, answer) = oneshot::channel();
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        self.sender
+            .send(Job::Erase { request, reply })
+            .await
+            .map_err(|_| "the ingest writer has stopped".to_string())?;
         answer.await.map_err(|_| "the ingest writer has stopped".to_string())?
     }
 }
@@ -72,13 +107,37 @@ async fn writer(
     mut next_seq: u64,
     queued: Arc<AtomicU64>,
 ) {
-    while let Some(first) = receiver.recv().await {
+    let mut pending: Option<Job> = None;
+    loop {
+        let first = match pending.take() {
+            Some(job) => job,
+            None => match receiver.recv().await {
+                Some(job) => job,
+                None => return,
+            },
+        };
+        if let Job::Erase { request, reply } = first {
+            let report = crate::privacy::erase(&live, &store, &mut next_seq, request).await;
+            queued.fetch_sub(1, Ordering::Relaxed);
+            let failed = report.as_ref().err().cloned();
+            let _ = reply.send(report);
+            if let Some(error) = failed
+                && error.starts_with(crate::privacy::STORE_FAILED)
+            {
+                return stop(&metrics, &mut receiver, &error).await;
+            }
+            continue;
+        }
         let mut jobs = vec![first];
-        let mut count = jobs[0].events.len();
+        let mut count = jobs[0].size();
         while count < MAX_BATCH_EVENTS {
             match receiver.try_recv() {
+                Ok(job @ Job::Erase { .. }) => {
+                    pending = Some(job);
+                    break;
+                }
                 Ok(job) => {
-                    count += job.events.len();
+                    count += job.size();
                     jobs.push(job);
                 }
                 Err(_) => break,
@@ -86,10 +145,12 @@ async fn writer(
         }
         let mut decisions: Vec<Vec<Decision>> = Vec::with_capacity(jobs.len());
         let mut to_store: Vec<NewEvent> = Vec::new();
+        let mut audits: Vec<NewAudit> = Vec::new();
         let mut replies = Vec::with_capacity(jobs.len());
         for job in jobs {
-            let mut answers = Vec::with_capacity(job.events.len());
-            for prepared in job.events {
+            let Job::Events { events, reply } = job else { continue };
+            let mut answers = Vec::with_capacity(events.len());
+            for prepared in events {
                 let program = &live.programs[prepared.program];
                 let member = match program.member_of(&prepared.event) {
                     Ok(member) => member,
@@ -112,13 +173,14 @@ async fn writer(
                 if decision == Decision::Accepted {
                     next_seq += 1;
                     to_store.push(stored);
+                    audits.extend(prepared.audit);
                 }
                 answers.push(decision);
             }
             decisions.push(answers);
-            replies.push(job.reply);
+            replies.push(reply);
         }
-        let committed = if to_store.is_empty() { Ok(Vec::new()) } else { store.append(&to_store).await };
+        let committed = store.append_with_audit(&to_store, &audits).await;
         queued.fetch_sub(count as u64, Ordering::Relaxed);
         match committed {
             Ok(_) => {
@@ -131,15 +193,28 @@ async fn writer(
                 // The live state ran ahead of the store: nothing of this batch is
                 // durable. Refuse it all; the service stops taking writes until it
                 // is restarted and rebuilds its state from the store.
-                tracing::error!(%error, "commit failed; refusing the batch and stopping ingestion");
                 for reply in replies {
                     let _ = reply.send(Err(format!("the store refused the commit: {error}")));
                 }
-                metrics.set_broken();
-                while let Some(job) = receiver.recv().await {
-                    let _ = job.reply.send(Err("ingestion stopped after a failed commit; restart palier".into()));
-                }
-                return;
+                return stop(&metrics, &mut receiver, &error.to_string()).await;
+            }
+        }
+    }
+}
+
+/// After a failed commit the live state ran ahead of the store: every later request
+/// is refused until a restart rebuilds the state from the store.
+async fn stop(metrics: &Metrics, receiver: &mut mpsc::Receiver<Job>, error: &str) {
+    tracing::error!(%error, "commit failed; refusing the batch and stopping ingestion");
+    metrics.set_broken();
+    while let Some(job) = receiver.recv().await {
+        let refusal = "ingestion stopped after a failed commit; restart palier".to_string();
+        match job {
+            Job::Events { reply, .. } => {
+                let _ = reply.send(Err(refusal));
+            }
+            Job::Erase { reply, .. } => {
+                let _ = reply.send(Err(refusal));
             }
         }
     }

@@ -11,6 +11,7 @@ mod checkout;
 pub mod ingest;
 pub mod live;
 pub mod metrics;
+pub mod privacy;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -26,11 +27,11 @@ use axum::{Json, Router};
 use jiff::Timestamp;
 use palier_core::event::{RejectCode, Rejection, parse_event, sniff_id};
 use palier_core::{MemberDocument, Program};
-use palier_store::Store;
+use palier_store::{NewAudit, Store};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::auth::{Denied, KeyRing};
+use crate::auth::{Caller, Denied, KeyRing};
 use crate::ingest::{Ingest, Prepared, body_hash};
 use crate::live::{Decision, Live};
 use crate::metrics::Metrics;
@@ -70,6 +71,8 @@ struct Inner {
     clock: Clock,
     metrics: Arc<Metrics>,
     started: Timestamp,
+    /// Keys the pseudonyms of members (erasure, audit subjects).
+    pseudonym_secret: Vec<u8>,
 }
 
 /// How to start the service.
@@ -110,22 +113,93 @@ pub async fn start(config: ServiceConfig) -> Result<AppState, String> {
     }
     tracing::info!(events = loaded, "event log loaded");
     let records = config.store.keys().await.map_err(|e| format!("cannot read the API keys: {e}"))?;
+    let secret = |name: &'static str| {
+        let store = config.store.clone();
+        async move {
+            let mut candidate = [0_u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rng(), &mut candidate);
+            store.setting_or_insert(name, &candidate).await.map_err(|e| format!("cannot read the {name}: {e}"))
+        }
+    };
+    let token_secret = secret("member_token_secret").await?;
+    let pseudonym_secret = secret("pseudonym_secret").await?;
     let metrics = Arc::new(Metrics::new());
     let ingest = Ingest::start(live.clone(), config.store.clone(), metrics.clone(), last_seq + 1);
-    let keys = KeyRing::new(config.admin_key.as_deref(), &records);
+    let keys = KeyRing::new(config.admin_key.as_deref(), &records, token_secret);
     let started = config.clock.now();
     Ok(AppState {
-        inner: Arc::new(Inner { live, store: config.store, ingest, keys, clock: config.clock, metrics, started }),
+        inner: Arc::new(Inner {
+            live,
+            store: config.store,
+            ingest,
+            keys,
+            clock: config.clock,
+            metrics,
+            started,
+            pseudonym_secret,
+        }),
     })
 }
 
 impl AppState {
+    /// The export document of a member (`palier export`).
+    pub async fn export(&self, member: &str, program: Option<&str>) -> Result<Value, String> {
+        let index = program_of(self, member, program).map_err(|p| p.detail.clone())?;
+        privacy::export_member(self, index, member).await.map_err(|p| p.detail.clone())
+    }
+
+    /// A member's pseudonym (erasure, audit subjects).
+    pub fn pseudonym(&self, program: usize, member: &str) -> String {
+        privacy::pseudonym(&self.inner.pseudonym_secret, &self.inner.live.programs[program].program.id, member)
+    }
+
+    /// An audit entry for an operator action on a member (named by pseudonym).
+    pub(crate) fn audit_entry(
+        &self,
+        actor: &str,
+        action: &str,
+        program: usize,
+        member: &str,
+        detail: Value,
+    ) -> NewAudit {
+        let mut detail = detail;
+        detail["program"] = json!(self.inner.live.programs[program].program.id);
+        NewAudit {
+            at_unix_nanos: self.inner.clock.now().as_nanosecond() as i64,
+            actor: actor.to_string(),
+            action: action.to_string(),
+            subject: self.pseudonym(program, member),
+            detail: detail.to_string(),
+        }
+    }
+
+    /// One event built by the service, with the audit entry of the operator action it
+    /// is (committed together).
+    pub(crate) async fn submit_one(
+        &self,
+        text: String,
+        program: usize,
+        audit: Option<NewAudit>,
+    ) -> Result<Decision, Problem> {
+        let mut results = self.submit(vec![text], Some(program), audit).await?;
+        Ok(results.pop().map_or(Decision::Duplicate, |(_, decision)| decision))
+    }
+
     /// Checks each event on its own, then has the writer decide and durably store
     /// the well-formed ones. One result per text, in order.
     pub async fn submit_texts(
         &self,
         texts: Vec<String>,
         default_program: Option<usize>,
+    ) -> Result<Vec<(Option<String>, Decision)>, Problem> {
+        self.submit(texts, default_program, None).await
+    }
+
+    async fn submit(
+        &self,
+        texts: Vec<String>,
+        default_program: Option<usize>,
+        mut audit: Option<NewAudit>,
     ) -> Result<Vec<(Option<String>, Decision)>, Problem> {
         let live = &self.inner.live;
         let received = self.inner.clock.now().as_nanosecond() as i64;
@@ -138,7 +212,14 @@ impl AppState {
                     positions.push(results.len());
                     results.push(None);
                     let body_sha256 = body_hash(&text);
-                    prepared.push(Prepared { program, event, body: text, body_sha256, received_unix_nanos: received });
+                    prepared.push(Prepared {
+                        program,
+                        event,
+                        body: text,
+                        body_sha256,
+                        received_unix_nanos: received,
+                        audit: audit.take(),
+                    });
                 }
                 Err(rejection) => {
                     self.inner.metrics.record_rejected(rejection.code.as_str());
@@ -201,6 +282,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/checkout/quote", post(checkout::post_quote))
         .route("/v1/checkout/holds", post(checkout::post_hold))
         .route("/v1/checkout/holds/{id}", get(checkout::get_hold).delete(checkout::delete_hold))
+        .route("/v1/members/{id}/consents", get(privacy::get_consents).post(privacy::post_consent))
+        .route("/v1/members/{id}/profile", post(privacy::post_profile))
+        .route("/v1/members/{id}/export", get(privacy::get_export))
+        .route("/v1/members/{id}/erase", post(privacy::post_erase))
+        .route("/v1/members/{id}/tokens", post(privacy::post_token))
+        .route("/v1/admin/audit", get(privacy::get_audit))
         .route("/v1/simulate", post(simulate))
         .route("/v1/programs", get(list_programs))
         .route("/v1/programs/{id}", get(get_program))
@@ -279,6 +366,35 @@ impl From<Denied> for Problem {
 fn authorize(state: &AppState, headers: &HeaderMap, scope: &str) -> Result<String, Problem> {
     let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     state.inner.keys.authorize(header, scope).map_err(Problem::from)
+}
+
+/// A member's own route: that member's token, or a key with the scope. The caller
+/// is checked before the member is looked up, so a refused request learns nothing
+/// of who exists. Returns the member's program and the caller.
+fn authorize_member(
+    state: &AppState,
+    headers: &HeaderMap,
+    scope: &str,
+    member: &str,
+    program: Option<&str>,
+) -> Result<(usize, Caller), Problem> {
+    let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let now = state.inner.clock.now().as_second();
+    let caller = state.inner.keys.authorize_member(header, scope, member, now).map_err(Problem::from)?;
+    let index = match &caller {
+        Caller::Member { program: token_program, .. } => {
+            if program.is_some_and(|p| p != token_program) {
+                return Err(Problem::new(
+                    StatusCode::FORBIDDEN,
+                    "missing_scope",
+                    "a member token opens its own member's routes only",
+                ));
+            }
+            named_program(state, token_program)?
+        }
+        Caller::Key(_) => program_of(state, member, program)?,
+    };
+    Ok((index, caller))
 }
 
 async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -467,26 +583,17 @@ fn program_of(state: &AppState, member: &str, program: Option<&str>) -> Result<u
     }
 }
 
-fn document(state: &AppState, member: &str, query: &MemberQuery) -> Result<MemberDocument, Problem> {
-    let program = program_of(state, member, query.program.as_deref())?;
-    let as_of = parse_as_of(state, query.as_of.as_deref())?;
-    state.inner.live.programs[program].document(member, as_of).ok_or_else(|| {
-        Problem::new(
-            StatusCode::NOT_FOUND,
-            "unknown_member",
-            format!("member {member:?} was not registered at {as_of}"),
-        )
-    })
-}
-
 async fn get_member(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
     Query(query): Query<MemberQuery>,
 ) -> Result<Json<MemberDocument>, Problem> {
-    authorize(&state, &headers, "members:read")?;
-    document(&state, &id, &query).map(Json)
+    let (program, _) = authorize_member(&state, &headers, "members:read", &id, query.program.as_deref())?;
+    let as_of = parse_as_of(&state, query.as_of.as_deref())?;
+    state.inner.live.programs[program].document(&id, as_of).map(Json).ok_or_else(|| {
+        Problem::new(StatusCode::NOT_FOUND, "unknown_member", format!("member {id:?} was not registered at {as_of}"))
+    })
 }
 
 async fn member_events(
@@ -537,8 +644,7 @@ async fn member_timeline(
     Path(id): Path<String>,
     Query(query): Query<MemberQuery>,
 ) -> Result<Response, Problem> {
-    authorize(&state, &headers, "members:read")?;
-    let program = program_of(&state, &id, query.program.as_deref())?;
+    let (program, _) = authorize_member(&state, &headers, "members:read", &id, query.program.as_deref())?;
     let as_of = parse_as_of(&state, query.as_of.as_deref())?;
     let live = &state.inner.live.programs[program];
     let history = live.history_of(&id).ok_or_else(|| {
@@ -700,7 +806,7 @@ async fn set_clock(
     headers: HeaderMap,
     Json(request): Json<SetClock>,
 ) -> Result<Response, Problem> {
-    authorize(&state, &headers, "admin")?;
+    let key = authorize(&state, &headers, "admin")?;
     let Clock::Manual(clock) = &state.inner.clock else {
         return Err(Problem::new(StatusCode::CONFLICT, "system_clock", "this service runs on the system clock"));
     };
@@ -711,6 +817,19 @@ async fn set_clock(
             format!("now: {:?} is not an RFC 3339 instant", request.now),
         )
     })?;
+    let audit = NewAudit {
+        at_unix_nanos: state.inner.clock.now().as_nanosecond() as i64,
+        actor: key,
+        action: "clock.set".into(),
+        subject: "clock".into(),
+        detail: json!({"now": now.to_string()}).to_string(),
+    };
+    state
+        .inner
+        .store
+        .append_audit(&audit)
+        .await
+        .map_err(|e| Problem::new(StatusCode::SERVICE_UNAVAILABLE, "store_failed", e.to_string()))?;
     *clock.lock().unwrap_or_else(|p| p.into_inner()) = now;
     Ok(Json(json!({"now": now.to_string(), "manual": true})).into_response())
 }

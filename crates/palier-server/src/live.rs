@@ -153,6 +153,40 @@ impl LiveProgram {
         result
     }
 
+    /// Puts a member's rebuilt history under a new id (erasure): `events` are the
+    /// member's rewritten events with their arrival numbers. Nothing is changed if
+    /// they do not apply.
+    pub fn replace_member(&self, old: &str, new: Id, events: Vec<(u64, Event)>) -> Result<(), Rejection> {
+        let sales = self.sales();
+        let mut history = MemberHistory::new();
+        let mut orders = Vec::new();
+        let mut holds = Vec::new();
+        let mut codes = Vec::new();
+        for (seq, event) in events {
+            match &event.body {
+                EventBody::OrderPlaced(order) => orders.push(order.order.clone()),
+                EventBody::CheckoutHeld(hold) => holds.push(hold.hold.clone()),
+                EventBody::CodeIssued { code, .. } => codes.push(code.clone()),
+                _ => {}
+            }
+            history.add(&self.program, &sales, event, seq)?;
+        }
+        write(&self.shards[shard_of(old)]).remove(old);
+        write(&self.shards[shard_of(&new)]).insert(new.clone(), history);
+        let mut by_order = write(&self.orders);
+        by_order.retain(|_, member| member != old);
+        by_order.extend(orders.into_iter().map(|o| (o, new.clone())));
+        drop(by_order);
+        let mut by_hold = write(&self.holds);
+        by_hold.retain(|_, member| member != old);
+        by_hold.extend(holds.into_iter().map(|h| (h, new.clone())));
+        drop(by_hold);
+        let mut by_code = write(&self.codes);
+        by_code.retain(|_, member| member != old);
+        by_code.extend(codes.into_iter().map(|c| (c, new.clone())));
+        Ok(())
+    }
+
     /// The member a checkout hold belongs to.
     pub fn hold_owner(&self, hold: &str) -> Option<Id> {
         read(&self.holds).get(hold).cloned()
@@ -255,6 +289,17 @@ impl Live {
                 Decision::Accepted
             }
             Err(rejection) => Decision::Rejected(rejection),
+        }
+    }
+
+    /// Renames accepted event ids (erasure): `(old id, new id, new body hash)`.
+    pub fn replace_ids(&self, ids: &[(Id, Id, [u8; 32])]) {
+        let mut known = write(&self.ids);
+        for (old, _, _) in ids {
+            known.remove(old);
+        }
+        for (_, new, hash) in ids {
+            known.insert(new.clone(), *hash);
         }
     }
 

@@ -15,7 +15,8 @@
 //!
 //! # Invariants
 //!
-//! - **Append-only.** Nothing here updates or deletes an event. An event id is stored at
+//! - **Append-only, but for erasure.** Nothing here deletes an event; the only update
+//!   is [`Store::rewrite_events`], which erasure uses to pseudonymise a member. An event id is stored at
 //!   most once: a second append of the same id writes nothing and answers
 //!   [`AppendOutcome::Existing`] with the first one's `seq` and body hash, so the caller
 //!   can tell a replay (same hash) from a conflict (another hash).
@@ -31,9 +32,12 @@
 //! - **Secrets are never stored**: an API key row holds the SHA-256 of its secret.
 #![deny(clippy::unwrap_used)]
 
+pub mod audit;
 mod batch;
 mod postgres;
 mod sqlite;
+
+pub use audit::{AuditRecord, NewAudit};
 
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
@@ -49,6 +53,17 @@ pub struct NewEvent {
     pub body: String,
     pub body_sha256: [u8; 32],
     pub received_unix_nanos: i64,
+}
+
+/// A stored event rewritten in place (erasure): its new id, member and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRewrite {
+    pub seq: i64,
+    pub id: String,
+    pub member: String,
+    pub order: Option<String>,
+    pub body: String,
+    pub body_sha256: [u8; 32],
 }
 
 /// An event as stored, with its place in the log.
@@ -193,12 +208,59 @@ impl Store {
     /// of the batch's inserts commit or none do (and this is an `Err`); `Ok` means the
     /// commit is durable.
     pub async fn append(&self, events: &[NewEvent]) -> Result<Vec<AppendOutcome>, StoreError> {
-        if events.is_empty() {
+        self.append_with_audit(events, &[]).await
+    }
+
+    /// [`Store::append`] with audit entries for the operator actions among the
+    /// events, in the same transaction: the events and their audit trail commit
+    /// together or not at all.
+    pub async fn append_with_audit(
+        &self,
+        events: &[NewEvent],
+        audits: &[NewAudit],
+    ) -> Result<Vec<AppendOutcome>, StoreError> {
+        if events.is_empty() && audits.is_empty() {
             return Ok(Vec::new());
         }
         match &self.backend {
-            Backend::Sqlite(s) => s.append(events).await,
-            Backend::Postgres(s) => s.append(events).await,
+            Backend::Sqlite(s) => s.append(events, audits).await,
+            Backend::Postgres(s) => s.append(events, audits).await,
+        }
+    }
+
+    /// Appends one audit entry (an operator action that writes no event).
+    pub async fn append_audit(&self, audit: &NewAudit) -> Result<(), StoreError> {
+        self.append_with_audit(&[], std::slice::from_ref(audit)).await.map(|_| ())
+    }
+
+    /// The whole audit trail, in `seq` order.
+    pub async fn audit_log(&self) -> Result<Vec<AuditRecord>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.audit_log().await,
+            Backend::Postgres(s) => s.audit_log().await,
+        }
+    }
+
+    /// Rewrites stored events in place, in one transaction (erasure: the only change
+    /// ever made to a stored event), and leaves no copy of the old bytes in the
+    /// database's files (SQLite: WAL checkpointed and truncated, freed space zeroed;
+    /// PostgreSQL: the table vacuumed).
+    pub async fn rewrite_events(&self, rewrites: &[EventRewrite]) -> Result<(), StoreError> {
+        if rewrites.is_empty() {
+            return Ok(());
+        }
+        match &self.backend {
+            Backend::Sqlite(s) => s.rewrite_events(rewrites).await,
+            Backend::Postgres(s) => s.rewrite_events(rewrites).await,
+        }
+    }
+
+    /// A setting's value, storing `candidate` first if it has none (so concurrent
+    /// starts agree on one value).
+    pub async fn setting_or_insert(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.setting_or_insert(name, candidate).await,
+            Backend::Postgres(s) => s.setting_or_insert(name, candidate).await,
         }
     }
 
@@ -356,6 +418,34 @@ where
         created_unix_seconds: row.try_get(4).map_err(read)?,
         revoked_unix_seconds: row.try_get(5).map_err(read)?,
         id,
+    })
+}
+
+/// The audit columns, in the order [`decode_audit`] reads them.
+pub(crate) const AUDIT_COLUMNS: &str = "seq, at_unix_nanos, actor, action, subject, detail, prev_hash, hash";
+
+pub(crate) fn decode_audit<'r, R>(backend: &'static str, row: &'r R) -> Result<AuditRecord, StoreError>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    Vec<u8>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let read = StoreError::query(backend, "reading an audit row");
+    let seq: i64 = row.try_get(0).map_err(read)?;
+    let name = seq.to_string();
+    Ok(AuditRecord {
+        seq,
+        entry: NewAudit {
+            at_unix_nanos: row.try_get(1).map_err(read)?,
+            actor: row.try_get(2).map_err(read)?,
+            action: row.try_get(3).map_err(read)?,
+            subject: row.try_get(4).map_err(read)?,
+            detail: row.try_get(5).map_err(read)?,
+        },
+        prev_hash: sha256(backend, "audit_log.prev_hash", &name, row.try_get(6).map_err(read)?)?,
+        hash: sha256(backend, "audit_log.hash", &name, row.try_get(7).map_err(read)?)?,
     })
 }
 

@@ -6,10 +6,11 @@ use std::time::Duration;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
+use crate::audit::{AuditRecord, GENESIS, NewAudit, link_hash};
 use crate::batch::{Appended, Batch, Existing};
 use crate::{
-    AppendOutcome, EVENT_COLUMNS, KEY_COLUMNS, KeyRecord, NewEvent, NewKey, StoreError, StoredEvent, decode_event,
-    decode_key, redact, sha256,
+    AUDIT_COLUMNS, AppendOutcome, EVENT_COLUMNS, EventRewrite, KEY_COLUMNS, KeyRecord, NewEvent, NewKey, StoreError,
+    StoredEvent, decode_audit, decode_event, decode_key, redact, sha256,
 };
 
 pub(crate) const KIND: &str = "postgres";
@@ -49,10 +50,14 @@ impl PgStore {
         Ok(PgStore { pool })
     }
 
-    pub(crate) async fn append(&self, events: &[NewEvent]) -> Result<Vec<AppendOutcome>, StoreError> {
+    pub(crate) async fn append(
+        &self,
+        events: &[NewEvent],
+        audits: &[NewAudit],
+    ) -> Result<Vec<AppendOutcome>, StoreError> {
         let mut attempt = 1;
         loop {
-            match self.append_once(events).await {
+            match self.append_once(events, audits).await {
                 Err(StoreError::Query { source: sqlx::Error::Database(e), .. })
                     if attempt < APPEND_ATTEMPTS && matches!(e.code().as_deref(), Some("40P01" | "40001")) =>
                 {
@@ -73,13 +78,16 @@ impl PgStore {
     /// their `seq`s, drawn from the sequence beforehand in ascending order, are handed out
     /// in batch order. An id already stored leaves its drawn `seq` unused (a gap, as a
     /// rolled-back transaction leaves too).
-    async fn append_once(&self, events: &[NewEvent]) -> Result<Vec<AppendOutcome>, StoreError> {
+    async fn append_once(&self, events: &[NewEvent], audits: &[NewAudit]) -> Result<Vec<AppendOutcome>, StoreError> {
         let batch = Batch::new(events);
         let offered = &batch.offered;
         // One statement, so one round trip: in autocommit it is its own transaction,
         // atomic and durable when it returns. Rows already stored are immutable, so
-        // reading them afterwards needs no transaction.
-        let inserted: Vec<(String, i64)> = sqlx::query_as(
+        // reading them afterwards needs no transaction. A batch carrying audit entries
+        // runs in a transaction with them instead (operator actions are rare).
+        let mut transaction =
+            if audits.is_empty() { None } else { Some(self.pool.begin().await.map_err(q("beginning an append"))?) };
+        let query = sqlx::query_as(
             "WITH drawn AS MATERIALIZED ( \
                  SELECT nextval(pg_get_serial_sequence('events', 'seq')) AS seq \
                  FROM generate_series(1, cardinality($1::text[])) \
@@ -105,10 +113,16 @@ impl PgStore {
         .bind(offered.iter().map(|e| e.at_unix_nanos).collect::<Vec<_>>())
         .bind(offered.iter().map(|e| e.body.as_str()).collect::<Vec<_>>())
         .bind(offered.iter().map(|e| e.body_sha256.as_slice()).collect::<Vec<_>>())
-        .bind(offered.iter().map(|e| e.received_unix_nanos).collect::<Vec<_>>())
-        .fetch_all(&self.pool)
-        .await
+        .bind(offered.iter().map(|e| e.received_unix_nanos).collect::<Vec<_>>());
+        let inserted: Vec<(String, i64)> = match transaction.as_mut() {
+            Some(transaction) => query.fetch_all(&mut **transaction).await,
+            None => query.fetch_all(&self.pool).await,
+        }
         .map_err(q("appending events"))?;
+        if let Some(mut transaction) = transaction {
+            append_audits(&mut transaction, audits).await?;
+            transaction.commit().await.map_err(q("committing an append"))?;
+        }
 
         let appended: Appended = inserted.into_iter().collect();
         let missing = batch.not_inserted(&appended);
@@ -126,6 +140,53 @@ impl PgStore {
             }
         }
         batch.outcomes(KIND, &appended, &existing)
+    }
+
+    pub(crate) async fn audit_log(&self) -> Result<Vec<AuditRecord>, StoreError> {
+        sqlx::query(&format!("SELECT {AUDIT_COLUMNS} FROM audit_log ORDER BY seq"))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("reading the audit log"))?
+            .iter()
+            .map(|row| decode_audit(KIND, row))
+            .collect()
+    }
+
+    /// Rewrites events in place in one transaction, then vacuums the table so the
+    /// old row versions are reclaimed.
+    pub(crate) async fn rewrite_events(&self, rewrites: &[EventRewrite]) -> Result<(), StoreError> {
+        let mut transaction = self.pool.begin().await.map_err(q("beginning a rewrite"))?;
+        for rewrite in rewrites {
+            sqlx::query(
+                "UPDATE events SET id = $1, member = $2, order_id = $3, body = $4, body_sha256 = $5 WHERE seq = $6",
+            )
+            .bind(&rewrite.id)
+            .bind(&rewrite.member)
+            .bind(&rewrite.order)
+            .bind(&rewrite.body)
+            .bind(rewrite.body_sha256.as_slice())
+            .bind(rewrite.seq)
+            .execute(&mut *transaction)
+            .await
+            .map_err(q("rewriting events"))?;
+        }
+        transaction.commit().await.map_err(q("committing a rewrite"))?;
+        sqlx::query("VACUUM events").execute(&self.pool).await.map_err(q("vacuuming events"))?;
+        Ok(())
+    }
+
+    pub(crate) async fn setting_or_insert(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError> {
+        sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(candidate)
+            .execute(&self.pool)
+            .await
+            .map_err(q("storing a setting"))?;
+        sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(q("reading a setting"))
     }
 
     pub(crate) async fn for_each_event(&self, page: i64, mut each: impl FnMut(StoredEvent)) -> Result<u64, StoreError> {
@@ -226,4 +287,45 @@ impl PgStore {
     pub(crate) async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Extends the audit chain inside `transaction`; the table lock keeps any other
+/// writer from extending it at the same time.
+async fn append_audits(
+    transaction: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    audits: &[NewAudit],
+) -> Result<(), StoreError> {
+    sqlx::query("LOCK TABLE audit_log IN EXCLUSIVE MODE")
+        .execute(&mut **transaction)
+        .await
+        .map_err(q("locking the audit log"))?;
+    let last: Option<(i64, Vec<u8>)> = sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(&mut **transaction)
+        .await
+        .map_err(q("reading the audit chain"))?;
+    let (mut seq, mut prev) = match last {
+        Some((seq, hash)) => (seq, sha256(KIND, "audit_log.hash", &seq.to_string(), hash)?),
+        None => (0, GENESIS),
+    };
+    for audit in audits {
+        seq += 1;
+        let hash = link_hash(&prev, seq, audit);
+        sqlx::query(
+            "INSERT INTO audit_log (seq, at_unix_nanos, actor, action, subject, detail, prev_hash, hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(seq)
+        .bind(audit.at_unix_nanos)
+        .bind(&audit.actor)
+        .bind(&audit.action)
+        .bind(&audit.subject)
+        .bind(&audit.detail)
+        .bind(prev.as_slice())
+        .bind(hash.as_slice())
+        .execute(&mut **transaction)
+        .await
+        .map_err(q("appending to the audit log"))?;
+        prev = hash;
+    }
+    Ok(())
 }

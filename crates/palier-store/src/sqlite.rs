@@ -6,9 +6,10 @@ use std::time::Duration;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
+use crate::audit::{AuditRecord, GENESIS, NewAudit, link_hash};
 use crate::{
-    AppendOutcome, EVENT_COLUMNS, KEY_COLUMNS, KeyRecord, NewEvent, NewKey, StoreError, StoredEvent, decode_event,
-    decode_key, sha256,
+    AUDIT_COLUMNS, AppendOutcome, EVENT_COLUMNS, EventRewrite, KEY_COLUMNS, KeyRecord, NewEvent, NewKey, StoreError,
+    StoredEvent, decode_audit, decode_event, decode_key, sha256,
 };
 
 pub(crate) const KIND: &str = "sqlite";
@@ -51,6 +52,8 @@ impl SqliteStore {
                 connection.pragma_update(None, "journal_mode", "WAL")?;
                 connection.pragma_update(None, "synchronous", "FULL")?;
                 connection.pragma_update(None, "foreign_keys", "ON")?;
+                // Erasure rewrites rows: freed space is zeroed, not left readable.
+                connection.pragma_update(None, "secure_delete", "ON")?;
                 connection.busy_timeout(Duration::from_secs(5))?;
                 Ok(connection)
             })
@@ -66,9 +69,86 @@ impl SqliteStore {
 
     /// One transaction (`BEGIN IMMEDIATE` … `COMMIT`, durable on return): each event
     /// is inserted unless its id is stored (then read back), in batch order.
-    pub(crate) async fn append(&self, events: &[NewEvent]) -> Result<Vec<AppendOutcome>, StoreError> {
+    pub(crate) async fn append(
+        &self,
+        events: &[NewEvent],
+        audits: &[NewAudit],
+    ) -> Result<Vec<AppendOutcome>, StoreError> {
         let events = events.to_vec();
-        self.write(move |connection| append_blocking(connection, &events)).await
+        let audits = audits.to_vec();
+        self.write(move |connection| append_blocking(connection, &events, &audits)).await
+    }
+
+    pub(crate) async fn audit_log(&self) -> Result<Vec<AuditRecord>, StoreError> {
+        sqlx::query(&format!("SELECT {AUDIT_COLUMNS} FROM audit_log ORDER BY seq"))
+            .fetch_all(&self.readers)
+            .await
+            .map_err(q("reading the audit log"))?
+            .iter()
+            .map(|row| decode_audit(KIND, row))
+            .collect()
+    }
+
+    /// Rewrites events in place in one transaction, then checkpoints the WAL into the
+    /// database file and truncates it, so the old bytes survive nowhere (with
+    /// `secure_delete`, freed space is zeroed).
+    pub(crate) async fn rewrite_events(&self, rewrites: &[EventRewrite]) -> Result<(), StoreError> {
+        let rewrites = rewrites.to_vec();
+        self.write(move |connection| {
+            let write = |what: &'static str| move |source| StoreError::Write { what, source };
+            let transaction = connection
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(write("beginning a rewrite"))?;
+            {
+                let mut update = transaction
+                    .prepare_cached(
+                        "UPDATE events SET id = ?1, member = ?2, order_id = ?3, body = ?4, body_sha256 = ?5 \
+                         WHERE seq = ?6",
+                    )
+                    .map_err(write("preparing a rewrite"))?;
+                for rewrite in &rewrites {
+                    update
+                        .execute(rusqlite::params![
+                            rewrite.id,
+                            rewrite.member,
+                            rewrite.order,
+                            rewrite.body,
+                            rewrite.body_sha256.as_slice(),
+                            rewrite.seq
+                        ])
+                        .map_err(write("rewriting events"))?;
+                }
+            }
+            transaction.commit().map_err(write("committing a rewrite"))?;
+            for _ in 0..50 {
+                let busy: i64 = connection
+                    .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))
+                    .map_err(write("checkpointing the WAL"))?;
+                if busy == 0 {
+                    return Ok(());
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(StoreError::Corrupt { backend: KIND, what: "the WAL could not be checkpointed (readers busy)".into() })
+        })
+        .await
+    }
+
+    pub(crate) async fn setting_or_insert(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let (name, candidate) = (name.to_string(), candidate.to_vec());
+        self.write(move |connection| {
+            let write = |what: &'static str| move |source| StoreError::Write { what, source };
+            connection
+                .execute(
+                    "INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
+                    rusqlite::params![name, candidate],
+                )
+                .map_err(write("storing a setting"))?;
+            connection
+                .query_row("SELECT value FROM settings WHERE name = ?1", [&name], |row| row.get(0))
+                .map_err(write("reading a setting"))
+        })
+        .await
     }
 
     pub(crate) async fn for_each_event(&self, page: i64, mut each: impl FnMut(StoredEvent)) -> Result<u64, StoreError> {
@@ -191,6 +271,7 @@ impl SqliteStore {
 fn append_blocking(
     connection: &mut rusqlite::Connection,
     events: &[NewEvent],
+    audits: &[NewAudit],
 ) -> Result<Vec<AppendOutcome>, StoreError> {
     let write = |what: &'static str| move |source| StoreError::Write { what, source };
     let transaction = connection
@@ -233,6 +314,43 @@ fn append_blocking(
                     AppendOutcome::Existing { seq, body_sha256: sha256(KIND, "events.body_sha256", &event.id, hash)? }
                 }
             });
+        }
+        if !audits.is_empty() {
+            // The write transaction holds SQLite's lock: nobody else extends the chain.
+            let last: Option<(i64, Vec<u8>)> = transaction
+                .query_row("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1", [], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
+                .map(Some)
+                .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(None) } else { Err(e) })
+                .map_err(write("reading the audit chain"))?;
+            let (mut seq, mut prev) = match last {
+                Some((seq, hash)) => (seq, sha256(KIND, "audit_log.hash", &seq.to_string(), hash)?),
+                None => (0, GENESIS),
+            };
+            let mut insert = transaction
+                .prepare_cached(
+                    "INSERT INTO audit_log (seq, at_unix_nanos, actor, action, subject, detail, prev_hash, hash) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )
+                .map_err(write("preparing an audit append"))?;
+            for audit in audits {
+                seq += 1;
+                let hash = link_hash(&prev, seq, audit);
+                insert
+                    .execute(rusqlite::params![
+                        seq,
+                        audit.at_unix_nanos,
+                        audit.actor,
+                        audit.action,
+                        audit.subject,
+                        audit.detail,
+                        prev.as_slice(),
+                        hash.as_slice()
+                    ])
+                    .map_err(write("appending to the audit log"))?;
+                prev = hash;
+            }
         }
     }
     transaction.commit().map_err(write("committing an append"))?;

@@ -86,6 +86,34 @@ enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// The operators' audit trail.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Prints everything palier holds on one member, as one JSON document (the
+    /// access right; the same document as `GET /v1/members/{id}/export`).
+    Export {
+        /// A program file, or a directory of them; repeatable.
+        #[arg(long, required = true)]
+        program: Vec<PathBuf>,
+        /// The member id.
+        #[arg(long)]
+        member: String,
+        /// The program holding the member, when several are loaded.
+        #[arg(long = "program-id")]
+        program_id: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditAction {
+    /// Checks the hash chain; exit 1 and the first broken link if it does not hold.
+    Verify,
 }
 
 #[derive(clap::Args)]
@@ -110,7 +138,8 @@ enum KeysAction {
     Create {
         #[arg(long)]
         name: String,
-        /// events:write, members:read, checkout:write, ledger:write or admin; repeatable.
+        /// events:write, members:read, members:write, checkout:write, ledger:write, privacy
+        /// or admin; repeatable.
         #[arg(long = "scope", required = true)]
         scopes: Vec<String>,
     },
@@ -145,6 +174,11 @@ fn main() -> ExitCode {
         Command::Keys { action, store } => {
             runtime().and_then(|rt| rt.block_on(service::keys(action, &store.location())))
         }
+        Command::Audit { action: AuditAction::Verify, store } => {
+            runtime().and_then(|rt| rt.block_on(service::audit_verify(&store.location())))
+        }
+        Command::Export { program, member, program_id, store } => runtime()
+            .and_then(|rt| rt.block_on(service::export(&program, &member, program_id.as_deref(), &store.location()))),
     };
     match result {
         Ok(code) => code,

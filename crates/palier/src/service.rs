@@ -198,6 +198,7 @@ pub async fn keys(action: KeysAction, location: &str) -> Result<ExitCode, String
             let (id, secret) = create_key(&store, &name, &scopes, Timestamp::now().as_second())
                 .await
                 .map_err(|e| format!("cannot create the key: {e}"))?;
+            audit_cli(&store, "key.created", &id, serde_json::json!({"name": name, "scopes": scopes})).await?;
             println!("{id} {secret}");
             eprintln!("palier: the secret is shown once; only its hash is stored");
         }
@@ -211,8 +212,53 @@ pub async fn keys(action: KeysAction, location: &str) -> Result<ExitCode, String
             if !store.revoke_key(&id, Timestamp::now().as_second()).await.map_err(|e| e.to_string())? {
                 return Err(format!("no active key {id:?}"));
             }
+            audit_cli(&store, "key.revoked", &id, serde_json::json!({})).await?;
             println!("revoked {id}");
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// An audit entry for an action taken on the command line (actor `cli:USER`).
+async fn audit_cli(store: &Store, action: &str, subject: &str, detail: serde_json::Value) -> Result<(), String> {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let entry = palier_store::NewAudit {
+        at_unix_nanos: Timestamp::now().as_nanosecond() as i64,
+        actor: format!("cli:{user}"),
+        action: action.to_string(),
+        subject: subject.to_string(),
+        detail: detail.to_string(),
+    };
+    store.append_audit(&entry).await.map_err(|e| format!("cannot write the audit log: {e}"))
+}
+
+/// `palier audit verify`: walks the chain; exit 0 if it holds, 1 at the first broken link.
+pub async fn audit_verify(location: &str) -> Result<ExitCode, String> {
+    let store = open_store(location).await?;
+    let records = store.audit_log().await.map_err(|e| format!("cannot read the audit log: {e}"))?;
+    match palier_store::audit::verify(&records) {
+        Ok(count) => {
+            println!("audit log: {count} entries, chain intact");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(broken) => {
+            println!("audit log: broken at entry {}: {}", broken.seq, broken.why);
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// `palier export`: the member's export document, from the store.
+pub async fn export(
+    programs: &[PathBuf],
+    member: &str,
+    program_id: Option<&str>,
+    location: &str,
+) -> Result<ExitCode, String> {
+    let programs = load_programs(programs)?;
+    let store = open_store(location).await?;
+    let state = palier_server::start(ServiceConfig { programs, store, admin_key: None, clock: Clock::System }).await?;
+    let document = state.export(member, program_id).await?;
+    println!("{}", serde_json::to_string_pretty(&document).map_err(|e| e.to_string())?);
     Ok(ExitCode::SUCCESS)
 }
