@@ -900,6 +900,12 @@ mod tests {
             "/v1/members/{id}/ledger",
             "/v1/members/{id}/ledger/adjustments",
             "/v1/members/{id}/codes",
+            "/v1/members/{id}/consents",
+            "/v1/members/{id}/profile",
+            "/v1/members/{id}/export",
+            "/v1/members/{id}/erase",
+            "/v1/members/{id}/tokens",
+            "/v1/admin/audit",
         ] {
             assert!(paths.contains_key(route), "{route} is not in openapi.json");
         }
