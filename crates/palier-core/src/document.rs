@@ -25,6 +25,17 @@ pub struct MemberDocument {
     pub points: Option<PointsBalance>,
     /// Present for programs that keep store credit (an addition to the contract).
     pub store_credit: Option<CreditBalance>,
+    /// The benefits open at the instant (an addition to the contract).
+    pub benefits: Vec<BenefitLine>,
+}
+
+/// One open benefit: what is left (`null`: unlimited) and when the first unit lapses.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BenefitLine {
+    pub benefit: String,
+    pub remaining: Option<u32>,
+    pub used: u32,
+    pub expires_at: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -114,6 +125,7 @@ impl Member {
                 next_tier: None,
                 points,
                 store_credit,
+                benefits: Vec::new(),
             };
         }
         let qualifying = self.qualifying_spend(program, at);
@@ -140,6 +152,16 @@ impl Member {
             next_tier,
             points,
             store_credit,
+            benefits: self
+                .benefits(at)
+                .into_iter()
+                .map(|view| BenefitLine {
+                    benefit: view.benefit.to_string(),
+                    remaining: view.remaining,
+                    used: view.used,
+                    expires_at: view.expires_at.map(format_instant),
+                })
+                .collect(),
         }
     }
 }

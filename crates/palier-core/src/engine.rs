@@ -101,6 +101,7 @@ impl<'p> Engine<'p> {
             }
             EventBody::MemberStatus { member, .. }
             | EventBody::MemberErased { member }
+            | EventBody::BenefitUsed { member, .. }
             | EventBody::CheckoutReleased { member, .. }
             | EventBody::PriceAdjustmentRequested { member, .. } => {
                 let index = self.member_index(member)?;

@@ -113,6 +113,8 @@ reject_codes! {
     AdjustmentRefused => "adjustment_refused",
     GuardianConsentRequired => "guardian_consent_required",
     UnderAge => "under_age",
+    UnknownBenefit => "unknown_benefit",
+    BenefitUnavailable => "benefit_unavailable",
 }
 
 /// A validated event.
@@ -173,6 +175,11 @@ pub enum EventBody {
     /// event names the pseudonym).
     MemberErased {
         member: Id,
+    },
+    /// `benefit.used`: one unit of a benefit spent.
+    BenefitUsed {
+        member: Id,
+        benefit: Id,
     },
 }
 
@@ -265,7 +272,9 @@ impl EventBody {
             EventBody::MemberRegistered(r) => Some(&r.member),
             EventBody::MemberUpdated(update) => Some(&update.member),
             EventBody::ConsentChanged(consent) => Some(&consent.member),
-            EventBody::MemberStatus { member, .. } | EventBody::MemberErased { member } => Some(member),
+            EventBody::MemberStatus { member, .. }
+            | EventBody::MemberErased { member }
+            | EventBody::BenefitUsed { member, .. } => Some(member),
             EventBody::OrderPlaced(order) => Some(&order.member),
             EventBody::CodeIssued { member, .. }
             | EventBody::CheckoutReleased { member, .. }
@@ -479,6 +488,8 @@ struct RawEvent<'a> {
     source: Option<Cow<'a, str>>,
     #[serde(borrow)]
     text_version: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    benefit: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -699,6 +710,10 @@ impl Checker {
                 }))
             }
             "member.erased" => EventBody::MemberErased { member: self.id(MEMBER, raw.member.as_deref())? },
+            "benefit.used" => EventBody::BenefitUsed {
+                member: self.id(MEMBER, raw.member.as_deref())?,
+                benefit: self.id(Field::Top("benefit"), raw.benefit.as_deref())?,
+            },
             "member.opted_out" | "member.closed" | "member.suspended" | "member.reinstated" => {
                 let change = match kind {
                     "member.opted_out" => StatusChange::OptedOut,

@@ -106,7 +106,6 @@ impl MemberHistory {
         let position = self.events.partition_point(|l| l.key() <= key);
         if position == self.events.len() {
             let mut state = self.state.take();
-            // A rejected event changes nothing: `apply` mutates only on success.
             match apply(program, sales, &mut state, &event) {
                 Ok(()) => {
                     self.state = state;
@@ -115,13 +114,29 @@ impl MemberHistory {
                     Ok(Added::InOrder)
                 }
                 Err(rejection) => {
-                    self.state = state;
+                    // A rejected event changes nothing, but the fold may already have
+                    // run the time rules due before it: the state is recomputed from
+                    // the last checkpoint (rejections are rare; a copy per event is not).
+                    self.state = self.recompute(program, sales, self.events.len());
                     Err(rejection)
                 }
             }
         } else {
             self.add_late(program, sales, Logged { seq, event }, position)
         }
+    }
+
+    /// The state after the first `count` events, from the last checkpoint before.
+    fn recompute(&self, program: &Program, sales: &Sales, count: usize) -> Option<Member> {
+        let (start, mut state) = match self.checkpoint_before(count) {
+            Some(checkpoint) => (checkpoint.applied, Some(checkpoint.state.clone())),
+            None => (0, None),
+        };
+        for logged in &self.events[start..count] {
+            // Accepted events apply cleanly in order: an error here cannot happen.
+            let _ = apply(program, sales, &mut state, &logged.event);
+        }
+        state
     }
 
     fn checkpoint_if_due(&mut self) {
@@ -217,19 +232,8 @@ impl MemberHistory {
     /// rule due at or before it.
     pub fn member_at(&self, program: &Program, sales: &Sales, as_of: Timestamp) -> Option<Member> {
         let count = self.events.partition_point(|l| l.event.at <= as_of);
-        let mut state = if count == self.events.len() {
-            self.state.clone()
-        } else {
-            let (start, mut state) = match self.checkpoint_before(count) {
-                Some(checkpoint) => (checkpoint.applied, Some(checkpoint.state.clone())),
-                None => (0, None),
-            };
-            for logged in &self.events[start..count] {
-                // Accepted events apply cleanly in order: an error here cannot happen.
-                let _ = apply(program, sales, &mut state, &logged.event);
-            }
-            state
-        };
+        let mut state =
+            if count == self.events.len() { self.state.clone() } else { self.recompute(program, sales, count) };
         if let Some(member) = state.as_mut() {
             member.advance(program, as_of, true);
         }

@@ -6,6 +6,7 @@
 
 #![deny(clippy::unwrap_used)]
 
+pub mod benefits;
 pub mod calendar;
 pub mod checkout;
 pub mod document;
@@ -15,6 +16,7 @@ pub mod history;
 pub mod ledger;
 pub mod member;
 pub mod money;
+pub mod notify;
 pub mod privacy;
 pub mod program;
 pub mod promo;

@@ -80,10 +80,12 @@ pub struct Happening {
     pub tier: Option<usize>,
     /// The instant something runs until (a tier's term, a window, a lot's expiry).
     pub until: Option<Timestamp>,
+    /// The benefit concerned (`benefit_granted`, `benefit_used`, `benefit_withdrawn`).
+    pub benefit: Option<Id>,
 }
 
 impl Happening {
-    fn new(at: Timestamp, rule: &'static str) -> Happening {
+    pub(crate) fn new(at: Timestamp, rule: &'static str) -> Happening {
         Happening { at, rule, ..Happening::default() }
     }
 }
@@ -185,6 +187,10 @@ pub struct Member {
     /// Checkout holds, open or ended.
     pub holds: Vec<HoldState>,
     pub last_birthday_year: Option<i16>,
+    /// Benefits granted by tiers (programs.md §5).
+    pub grants: Vec<crate::benefits::Grant>,
+    /// When the current tier year ends (yearly benefits are renewed).
+    pub tier_year_end: Option<Timestamp>,
     /// The next birthday instant a bonus is due at, if any.
     next_birthday_at: Option<Timestamp>,
     /// Tier rules fell due while suspended (decisions D15).
@@ -192,7 +198,7 @@ pub struct Member {
     pub missed_january: bool,
     /// Rewards value removed for good (closed, opted out).
     pub wiped: bool,
-    wakeups: BTreeSet<Timestamp>,
+    pub(crate) wakeups: BTreeSet<Timestamp>,
     /// Delivered orders whose value or points are not settled yet (not applied, or
     /// points not available): the only orders time rules look at.
     open_orders: Vec<usize>,
@@ -316,6 +322,8 @@ impl Member {
             issued_codes: Vec::new(),
             holds: Vec::new(),
             last_birthday_year: None,
+            grants: Vec::new(),
+            tier_year_end: None,
             next_birthday_at: None,
             missed_review: false,
             missed_january: false,
@@ -331,6 +339,7 @@ impl Member {
         {
             member.tier = Some(joining);
             member.tier_since = Some(at);
+            member.benefits_on_tier_change(program, None, Some(joining), at);
         }
         if program.qualification == Qualification::CalendarYear {
             member.schedule_next_january(program, at);
@@ -379,7 +388,7 @@ impl Member {
         self.journal.as_deref().unwrap_or_default()
     }
 
-    fn note(&mut self, happening: Happening) {
+    pub(crate) fn note(&mut self, happening: Happening) {
         if let Some(journal) = &mut self.journal {
             journal.push(happening);
         }
@@ -486,6 +495,7 @@ impl Member {
             EventBody::CheckoutReleased { hold, .. } => self.release_hold(hold, at),
             EventBody::LedgerAdjusted(adjustment) => self.adjust(program, adjustment, at),
             EventBody::SaleStarted(_) => Ok(()),
+            EventBody::BenefitUsed { benefit, .. } => self.use_benefit(program, benefit, &event.id, at),
             EventBody::PriceAdjustmentRequested { order, line, .. } => {
                 let index = order_index(self, order)?;
                 self.sale_price_adjustment(program, sales, index, line, at)
@@ -540,6 +550,7 @@ impl Member {
             {
                 self.tier = Some(joining);
                 self.tier_since = Some(at);
+                self.benefits_on_tier_change(program, None, Some(joining), at);
             }
         }
         if let Some(name) = &update.name {
@@ -619,6 +630,10 @@ impl Member {
         self.tier = None;
         self.tier_since = None;
         self.tier_until = None;
+        for grant in self.grants.iter_mut().filter(|g| g.is_open(at)) {
+            grant.withdrawn_at = Some(at);
+        }
+        self.tier_year_end = None;
         let open: Vec<usize> = (0..self.holds.len()).filter(|i| self.holds[*i].status == HoldStatus::Open).collect();
         for index in open {
             self.end_hold(index, HoldStatus::Released, at);
@@ -1402,7 +1417,8 @@ impl Member {
         self.nap_tier_expiry(program, at);
         self.mrp_january(program, at);
         self.pf_points_expiry(at);
-        self.pf_birthday_bonus(program, at);
+        self.birthday(program, at);
+        self.benefits_tier_year(program, at);
         let orders = &self.orders;
         let has_points = program.points.is_some();
         self.open_orders.retain(|i| !(orders[*i].applied && (orders[*i].points_available || !has_points)));
@@ -1531,7 +1547,17 @@ impl Member {
         self.currency.and_then(|c| program.tier_reached(c, spend))
     }
 
-    fn set_tier(&mut self, rule: &'static str, tier: Option<usize>, since: Timestamp, until: Option<Timestamp>) {
+    fn set_tier(
+        &mut self,
+        program: &Program,
+        rule: &'static str,
+        tier: Option<usize>,
+        since: Timestamp,
+        until: Option<Timestamp>,
+    ) {
+        if tier != self.tier {
+            self.benefits_on_tier_change(program, self.tier, tier, since);
+        }
         if self.journaling() {
             let from_tier = self.tier;
             self.note(Happening { from_tier, tier, until: tier.and(until), ..Happening::new(since, rule) });
@@ -1544,9 +1570,9 @@ impl Member {
         }
     }
 
-    fn set_tier_quietly(&mut self, tier: Option<usize>, since: Timestamp, until: Option<Timestamp>) {
+    fn set_tier_quietly(&mut self, program: &Program, tier: Option<usize>, since: Timestamp, until: Option<Timestamp>) {
         let journal = self.journal.take();
-        self.set_tier("", tier, since, until);
+        self.set_tier(program, "", tier, since, until);
         self.journal = journal;
     }
 
@@ -1554,7 +1580,7 @@ impl Member {
     fn nap_upgrade(&mut self, program: &Program, at: Timestamp, term_months: i64) {
         let reached = self.tier_reached(program, self.nap_qualifying_spend(program, at));
         if reached > self.tier {
-            self.set_tier("tier_upgraded", reached, at, Some(program.calendar.add_months(at, term_months)));
+            self.set_tier(program, "tier_upgraded", reached, at, Some(program.calendar.add_months(at, term_months)));
         }
     }
 
@@ -1578,7 +1604,7 @@ impl Member {
             self.wakeups.insert(next_term);
         } else {
             let rule = if reached > self.tier { "tier_upgraded" } else { "tier_lowered" };
-            self.set_tier(rule, reached, at, Some(next_term));
+            self.set_tier(program, rule, reached, at, Some(next_term));
         }
     }
 
@@ -1593,7 +1619,7 @@ impl Member {
         let year = program.calendar.year(at);
         let reached = self.tier_reached(program, self.mrp_year_spend(year));
         if reached > self.tier {
-            self.set_tier("tier_upgraded", reached, at, Some(program.calendar.start_of_year(year + 2)));
+            self.set_tier(program, "tier_upgraded", reached, at, Some(program.calendar.start_of_year(year + 2)));
             self.basis = TierBasis::Upgraded { year };
         }
     }
@@ -1603,7 +1629,7 @@ impl Member {
     fn mrp_late_maturation_raise(&mut self, program: &Program, at: Timestamp, year: i16) {
         let reached = self.tier_reached(program, self.mrp_year_spend(year - 1));
         if reached > self.tier {
-            self.set_tier("tier_raised", reached, at, Some(program.calendar.start_of_year(year + 1)));
+            self.set_tier(program, "tier_raised", reached, at, Some(program.calendar.start_of_year(year + 1)));
             self.basis = TierBasis::Confirmed;
         }
     }
@@ -1641,7 +1667,7 @@ impl Member {
                 until: Some(confirmed_until),
                 ..Happening::new(at, "tier_confirmed")
             });
-            self.set_tier_quietly(Some(tier), self.tier_since.unwrap_or(at), Some(confirmed_until));
+            self.set_tier_quietly(program, Some(tier), self.tier_since.unwrap_or(at), Some(confirmed_until));
             return;
         }
         if tier == joining {
@@ -1651,13 +1677,13 @@ impl Member {
         self.basis = TierBasis::Confirmed;
         if reached == tier {
             self.note(Happening { tier: Some(tier), until: Some(confirmed_until), ..Happening::new(at, "tier_kept") });
-            self.set_tier_quietly(Some(tier), self.tier_since.unwrap_or(at), Some(confirmed_until));
+            self.set_tier_quietly(program, Some(tier), self.tier_since.unwrap_or(at), Some(confirmed_until));
         } else if reached == joining {
-            self.set_tier("tier_lowered", Some(joining), at, None);
+            self.set_tier(program, "tier_lowered", Some(joining), at, None);
             self.basis = TierBasis::Joined;
         } else {
             let rule = if reached > tier { "tier_raised" } else { "tier_lowered" };
-            self.set_tier(rule, Some(reached), at, Some(confirmed_until));
+            self.set_tier(program, rule, Some(reached), at, Some(confirmed_until));
         }
     }
 
@@ -1671,7 +1697,7 @@ impl Member {
     fn pf_level_up(&mut self, program: &Program, at: Timestamp) {
         let reached = self.tier_reached(program, self.pf_kept_total());
         if reached > self.tier {
-            self.set_tier("tier_upgraded", reached, at, None);
+            self.set_tier(program, "tier_upgraded", reached, at, None);
         }
     }
 
@@ -1714,7 +1740,7 @@ impl Member {
 
     fn schedule_birthday(&mut self, program: &Program, from: Timestamp) {
         self.next_birthday_at = None;
-        if program.points.as_ref().is_some_and(|p| p.birthday_bonus > 0)
+        if (program.points.as_ref().is_some_and(|p| p.birthday_bonus > 0) || Member::birthday_benefits(program))
             && let Some(next) = self.next_birthday(&program.calendar, from)
         {
             self.next_birthday_at = Some(next);
@@ -1722,16 +1748,27 @@ impl Member {
         }
     }
 
-    /// Perfone birthday bonus: available at once, once a year, active members only
-    /// (programs.md §3, D23).
-    fn pf_birthday_bonus(&mut self, program: &Program, at: Timestamp) {
-        let Some(rules) = &program.points else { return };
+    /// The birthday, once a year, for active members: Perfone's points bonus and the
+    /// tier's birthday benefits (programs.md §3, §5, D23).
+    fn birthday(&mut self, program: &Program, at: Timestamp) {
         if self.next_birthday_at != Some(at) {
             return;
         }
         let year = program.calendar.year(at);
-        if self.is_earning() && self.last_birthday_year != Some(year) && rules.birthday_bonus > 0 {
+        if self.is_earning() && self.last_birthday_year != Some(year) {
             self.last_birthday_year = Some(year);
+            self.pf_birthday_bonus(program, at);
+            self.benefits_birthday(program, at);
+        }
+        // Next year's: one second later is past today's birthday instant.
+        let after = at.checked_add(jiff::SignedDuration::from_secs(1)).unwrap_or(at);
+        self.schedule_birthday(program, after);
+    }
+
+    /// Perfone birthday bonus: available at once (programs.md §3, D23).
+    fn pf_birthday_bonus(&mut self, program: &Program, at: Timestamp) {
+        let Some(rules) = &program.points else { return };
+        if rules.birthday_bonus > 0 {
             let expires_at = program.calendar.add_months(at, rules.expiry_months);
             self.note(Happening {
                 points: Some(rules.birthday_bonus),
@@ -1740,9 +1777,6 @@ impl Member {
             });
             self.credit_points(at, Reason::Birthday, rules.birthday_bonus, expires_at, None);
         }
-        // Next year's: one second later is past today's birthday instant.
-        let after = at.checked_add(jiff::SignedDuration::from_secs(1)).unwrap_or(at);
-        self.schedule_birthday(program, after);
     }
 }
 

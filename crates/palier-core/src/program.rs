@@ -37,6 +37,14 @@ pub struct Program {
     /// Transaction records are kept at least this long (seed 001); erasure keeps them
     /// pseudonymised.
     pub retention_months: i64,
+    pub notices: Notices,
+}
+
+/// How far ahead expiries are announced (notifications).
+#[derive(Clone, Debug)]
+pub struct Notices {
+    pub tier_expiring_days: i64,
+    pub points_expiring_days: i64,
 }
 
 /// Store credit: a ledger per member with expiry, spent as the `store_credit`
@@ -95,6 +103,46 @@ pub struct Tier {
     pub thresholds: BTreeMap<Currency, Minor>,
     /// Points earned per unit of eligible value, for programs with points.
     pub rate: Option<Rate>,
+    /// What the tier entitles its members to (programs.md §5).
+    pub benefits: Vec<Benefit>,
+}
+
+/// One benefit of a tier. The same `id` in several tiers is the same benefit with
+/// that tier's quota.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Benefit {
+    pub id: String,
+    pub name: String,
+    pub grant: BenefitGrant,
+    /// Units per grant; `None`: unlimited.
+    pub quota: Option<u32>,
+    /// A granted unit is usable this many days (`None`: while the grant lasts).
+    pub validity_days: Option<i64>,
+}
+
+/// When a benefit's units are granted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BenefitGrant {
+    /// On joining the tier or reaching it from below (welcome gift, personal shopper).
+    OnReaching,
+    /// At the start of each tier year (12 months from reaching the tier, renewed while
+    /// it is held): discount windows, free-shipping codes.
+    PerTierYear,
+    /// On the member's birthday, when a birth date is known.
+    OnBirthday,
+    /// For as long as the tier is held (priority care, early access).
+    WhileHeld,
+}
+
+impl BenefitGrant {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BenefitGrant::OnReaching => "on_reaching",
+            BenefitGrant::PerTierYear => "per_tier_year",
+            BenefitGrant::OnBirthday => "on_birthday",
+            BenefitGrant::WhileHeld => "while_held",
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -226,6 +274,14 @@ struct ProgramFile {
     store_credit: Option<StoreCreditFile>,
     checkout: Option<CheckoutFile>,
     privacy: Option<PrivacyFile>,
+    notifications: Option<NotificationsFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NotificationsFile {
+    tier_expiring_days: Option<Spanned<i64>>,
+    points_expiring_days: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -281,6 +337,19 @@ struct TierFile {
     #[serde(default)]
     threshold: BTreeMap<Spanned<String>, Spanned<String>>,
     rate: Option<Spanned<String>>,
+    #[serde(default)]
+    benefits: Vec<BenefitFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BenefitFile {
+    id: Spanned<String>,
+    name: Option<String>,
+    grant: Spanned<String>,
+    /// A count, or "unlimited".
+    quota: Spanned<toml::Value>,
+    validity_days: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -457,6 +526,26 @@ impl Validator<'_> {
                     &privacy.retention_months.span(),
                 )?,
                 None => 12,
+            },
+            notices: {
+                let days = |value: Option<&Spanned<i64>>, field: &str| -> Result<i64, ProgramError> {
+                    match value {
+                        Some(days) if (1..=365).contains(days.get_ref()) => Ok(*days.get_ref()),
+                        Some(days) => self.error(
+                            &days.span(),
+                            format!("notifications.{field}: {} is not between 1 and 365", days.get_ref()),
+                        ),
+                        None => Ok(30),
+                    }
+                };
+                let file = raw.notifications.as_ref();
+                Notices {
+                    tier_expiring_days: days(file.and_then(|n| n.tier_expiring_days.as_ref()), "tier_expiring_days")?,
+                    points_expiring_days: days(
+                        file.and_then(|n| n.points_expiring_days.as_ref()),
+                        "points_expiring_days",
+                    )?,
+                }
             },
         })
     }
@@ -687,6 +776,59 @@ impl Validator<'_> {
         Ok(PointsRules { expiry_months: expiry, max_payment_share: share, birthday_bonus: bonus })
     }
 
+    fn benefit(&self, tier: &str, raw: &BenefitFile) -> Result<Benefit, ProgramError> {
+        let id = raw.id.get_ref();
+        if id.is_empty()
+            || id.len() > 64
+            || !id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
+            return self
+                .error(&raw.id.span(), format!("tiers.{tier}.benefits.id: {id:?} must be 1–64 of a-z, 0-9, '_'"));
+        }
+        let grant = match raw.grant.get_ref().as_str() {
+            "on_reaching" => BenefitGrant::OnReaching,
+            "per_tier_year" => BenefitGrant::PerTierYear,
+            "on_birthday" => BenefitGrant::OnBirthday,
+            "while_held" => BenefitGrant::WhileHeld,
+            other => {
+                return self.error(
+                    &raw.grant.span(),
+                    format!(
+                        "tiers.{tier}.benefits.{id}.grant: {other:?} is not on_reaching, per_tier_year, on_birthday \
+                         or while_held"
+                    ),
+                );
+            }
+        };
+        let quota = match raw.quota.get_ref() {
+            toml::Value::String(text) if text == "unlimited" => None,
+            toml::Value::Integer(n) if (1..=1000).contains(n) => Some(*n as u32),
+            other => {
+                return self.error(
+                    &raw.quota.span(),
+                    format!("tiers.{tier}.benefits.{id}.quota: {other} is not 1–1000 or \"unlimited\""),
+                );
+            }
+        };
+        let validity_days = match &raw.validity_days {
+            Some(days) if (1..=3660).contains(days.get_ref()) => Some(*days.get_ref()),
+            Some(days) => {
+                return self.error(
+                    &days.span(),
+                    format!("tiers.{tier}.benefits.{id}.validity_days: {} is not 1–3660", days.get_ref()),
+                );
+            }
+            None => None,
+        };
+        Ok(Benefit {
+            id: id.clone(),
+            name: raw.name.clone().unwrap_or_else(|| id.clone()),
+            grant,
+            quota,
+            validity_days,
+        })
+    }
+
     fn tiers(
         &self,
         raw: &[TierFile],
@@ -793,11 +935,21 @@ impl Validator<'_> {
                 }
                 (None, false) => None,
             };
+            let mut benefits: Vec<Benefit> = Vec::new();
+            for benefit in &tier.benefits {
+                let benefit = self.benefit(id, benefit)?;
+                if benefits.iter().any(|b| b.id == benefit.id) {
+                    return self
+                        .error(&tier.id.span(), format!("tiers.{id}.benefits: {:?} is listed twice", benefit.id));
+                }
+                benefits.push(benefit);
+            }
             tiers.push(Tier {
                 id: id.clone(),
                 name: tier.name.clone().unwrap_or_else(|| id.clone()),
                 thresholds,
                 rate,
+                benefits,
             });
         }
         Ok(tiers)

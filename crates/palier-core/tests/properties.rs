@@ -536,7 +536,8 @@ fn render(program: &Program, scenario: &Scenario, skip: Option<usize>) -> Vec<St
         if duties > 0 {
             event["duties"] = json!(format(duties));
         }
-        if spec.no_bonus {
+        // NOBONUS is a code of Perfone's file only: elsewhere it is refused (unknown_code).
+        if spec.no_bonus && program.code("NOBONUS").is_some() {
             event["codes"] = json!(["NOBONUS"]);
         }
         events.push((placed_at, event));

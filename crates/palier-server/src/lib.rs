@@ -7,6 +7,7 @@
 #![deny(clippy::unwrap_used)]
 
 pub mod auth;
+mod benefits;
 mod checkout;
 pub mod ingest;
 pub mod live;
@@ -282,6 +283,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/checkout/quote", post(checkout::post_quote))
         .route("/v1/checkout/holds", post(checkout::post_hold))
         .route("/v1/checkout/holds/{id}", get(checkout::get_hold).delete(checkout::delete_hold))
+        .route("/v1/members/{id}/benefits", get(benefits::get_benefits))
+        .route("/v1/members/{id}/benefits/{benefit}/use", post(benefits::post_use))
         .route("/v1/members/{id}/consents", get(privacy::get_consents).post(privacy::post_consent))
         .route("/v1/members/{id}/profile", post(privacy::post_profile))
         .route("/v1/members/{id}/export", get(privacy::get_export))
@@ -906,6 +909,8 @@ mod tests {
             "/v1/members/{id}/erase",
             "/v1/members/{id}/tokens",
             "/v1/admin/audit",
+            "/v1/members/{id}/benefits",
+            "/v1/members/{id}/benefits/{benefit}/use",
         ] {
             assert!(paths.contains_key(route), "{route} is not in openapi.json");
         }

@@ -1,0 +1,250 @@
+//! Entitlements: what a member's tier gives them (programs.md §5), granted,
+//! renewed, used and withdrawn by the fold like every other rule.
+//!
+//! - reaching a tier (or joining it) grants its `on_reaching` benefits (welcome gift,
+//!   personal shopper); a tier change replaces the `per_tier_year` and `while_held`
+//!   allocations by the new tier's, and a tier year lasts 12 months from the change,
+//!   renewed while the tier is held;
+//! - a birthday grants the tier's `on_birthday` benefits when a birth date is known;
+//! - a lower tier (or no tier) withdraws the unused units of benefits it does not
+//!   list; what was used stays used.
+
+use jiff::Timestamp;
+
+use crate::event::{Id, RejectCode, Rejection};
+use crate::member::{Happening, Member, Status};
+use crate::program::{Benefit, BenefitGrant, Program};
+
+/// Units of one benefit granted at one instant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grant {
+    pub benefit: Id,
+    /// The tier that granted it.
+    pub tier: usize,
+    pub grant: BenefitGrant,
+    pub granted_at: Timestamp,
+    /// Unused units lapse at this instant (`None`: while the grant lasts).
+    pub expires_at: Option<Timestamp>,
+    /// `None`: unlimited.
+    pub units: Option<u32>,
+    /// When and by which event each unit was used.
+    pub uses: Vec<(Timestamp, Id)>,
+    pub withdrawn_at: Option<Timestamp>,
+}
+
+impl Grant {
+    /// Units left at `at` (`None`: unlimited), 0 once withdrawn or lapsed.
+    pub fn remaining(&self, at: Timestamp) -> Option<u32> {
+        if !self.is_open(at) {
+            return Some(0);
+        }
+        self.units.map(|u| u.saturating_sub(self.uses.len() as u32))
+    }
+
+    /// Not withdrawn and not lapsed at `at`.
+    pub fn is_open(&self, at: Timestamp) -> bool {
+        self.withdrawn_at.is_none_or(|w| w > at) && self.expires_at.is_none_or(|e| e > at)
+    }
+
+    fn usable(&self, at: Timestamp) -> bool {
+        self.is_open(at) && self.remaining(at).is_none_or(|r| r > 0)
+    }
+}
+
+/// The program's definition of a benefit id (the tier's own, else any tier's).
+pub fn definition<'p>(program: &'p Program, tier: Option<usize>, benefit: &str) -> Option<&'p Benefit> {
+    tier.and_then(|t| program.tiers[t].benefits.iter().find(|b| b.id == benefit))
+        .or_else(|| program.tiers.iter().flat_map(|t| &t.benefits).find(|b| b.id == benefit))
+}
+
+impl Member {
+    /// A tier change: withdraws what the new tier no longer gives, replaces the
+    /// yearly and standing allocations, grants the welcome benefits of a tier
+    /// reached from below, and starts a new tier year.
+    pub(crate) fn benefits_on_tier_change(
+        &mut self,
+        program: &Program,
+        from: Option<usize>,
+        to: Option<usize>,
+        at: Timestamp,
+    ) {
+        let up = to > from;
+        let kept: Vec<&str> =
+            to.map(|t| program.tiers[t].benefits.iter().map(|b| b.id.as_str()).collect()).unwrap_or_default();
+        let mut withdrawn = Vec::new();
+        for grant in &mut self.grants {
+            if !grant.is_open(at) {
+                continue;
+            }
+            let replaced = matches!(grant.grant, BenefitGrant::PerTierYear | BenefitGrant::WhileHeld);
+            if replaced || (!up && !kept.contains(&grant.benefit.as_str())) {
+                grant.withdrawn_at = Some(at);
+                withdrawn.push(grant.benefit.clone());
+            }
+        }
+        for benefit in withdrawn {
+            self.note(Happening { benefit: Some(benefit), ..Happening::new(at, "benefit_withdrawn") });
+        }
+        self.tier_year_end = None;
+        let Some(tier) = to else { return };
+        let year_end = program.calendar.add_months(at, 12);
+        for benefit in program.tiers[tier].benefits.clone() {
+            match benefit.grant {
+                BenefitGrant::OnReaching if up => self.grant_benefit(program, tier, &benefit, at, None),
+                BenefitGrant::PerTierYear => self.grant_benefit(program, tier, &benefit, at, Some(year_end)),
+                BenefitGrant::WhileHeld => self.grant_benefit(program, tier, &benefit, at, None),
+                _ => {}
+            }
+        }
+        self.tier_year_end = Some(year_end);
+        self.wakeups.insert(year_end);
+    }
+
+    fn grant_benefit(
+        &mut self,
+        program: &Program,
+        tier: usize,
+        benefit: &Benefit,
+        at: Timestamp,
+        ends: Option<Timestamp>,
+    ) {
+        let lapses = benefit.validity_days.map(|days| program.calendar.add_days(at, days));
+        let expires_at = match (lapses, ends) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.note(Happening {
+            benefit: Some(Id::from(benefit.id.as_str())),
+            tier: Some(tier),
+            until: expires_at,
+            ..Happening::new(at, "benefit_granted")
+        });
+        self.grants.push(Grant {
+            benefit: Id::from(benefit.id.as_str()),
+            tier,
+            grant: benefit.grant,
+            granted_at: at,
+            expires_at,
+            units: benefit.quota,
+            uses: Vec::new(),
+            withdrawn_at: None,
+        });
+    }
+
+    /// A new tier year while the tier is held: the yearly allocation is renewed.
+    pub(crate) fn benefits_tier_year(&mut self, program: &Program, at: Timestamp) {
+        if self.tier_year_end != Some(at) {
+            return;
+        }
+        let Some(tier) = self.tier.filter(|_| self.is_earning()) else {
+            self.tier_year_end = None;
+            return;
+        };
+        let year_end = program.calendar.add_months(at, 12);
+        for benefit in program.tiers[tier].benefits.clone() {
+            if benefit.grant == BenefitGrant::PerTierYear {
+                self.grant_benefit(program, tier, &benefit, at, Some(year_end));
+            }
+        }
+        self.tier_year_end = Some(year_end);
+        self.wakeups.insert(year_end);
+    }
+
+    /// The birthday: the tier's birthday benefits (a birth date is known, or the
+    /// birthday was not scheduled).
+    pub(crate) fn benefits_birthday(&mut self, program: &Program, at: Timestamp) {
+        let Some(tier) = self.tier else { return };
+        for benefit in program.tiers[tier].benefits.clone() {
+            if benefit.grant == BenefitGrant::OnBirthday {
+                self.grant_benefit(program, tier, &benefit, at, None);
+            }
+        }
+    }
+
+    /// Whether any tier gives a birthday benefit.
+    pub(crate) fn birthday_benefits(program: &Program) -> bool {
+        program.tiers.iter().flat_map(|t| &t.benefits).any(|b| b.grant == BenefitGrant::OnBirthday)
+    }
+
+    /// `benefit.used`: spends one unit, the first to lapse first (idempotent through
+    /// the event id). Refused when none is left.
+    pub fn use_benefit(
+        &mut self,
+        program: &Program,
+        benefit: &str,
+        event: &Id,
+        at: Timestamp,
+    ) -> Result<(), Rejection> {
+        if definition(program, None, benefit).is_none() {
+            return Err(Rejection::new(
+                RejectCode::UnknownBenefit,
+                format!("benefit: {benefit:?} is not a benefit of program {:?}", program.id),
+            ));
+        }
+        if self.wiped || self.status != Status::Active {
+            return Err(Rejection::new(
+                RejectCode::BenefitUnavailable,
+                format!("benefit: member {:?} is not active", self.id),
+            ));
+        }
+        let chosen = self
+            .grants
+            .iter()
+            .enumerate()
+            .filter(|(_, g)| g.benefit == benefit && g.usable(at))
+            .min_by_key(|(_, g)| (g.expires_at.is_none(), g.expires_at, g.granted_at))
+            .map(|(index, _)| index);
+        let Some(index) = chosen else {
+            return Err(Rejection::new(
+                RejectCode::BenefitUnavailable,
+                format!("benefit: member {:?} has no {benefit:?} left", self.id),
+            ));
+        };
+        self.grants[index].uses.push((at, event.clone()));
+        self.note(Happening { benefit: Some(Id::from(benefit)), ..Happening::new(at, "benefit_used") });
+        Ok(())
+    }
+
+    /// The member's benefits at `at`: one line per benefit id currently open, with
+    /// what is left (`None`: unlimited) and when the first unit lapses.
+    pub fn benefits(&self, at: Timestamp) -> Vec<BenefitView> {
+        let mut views: Vec<BenefitView> = Vec::new();
+        for grant in self.grants.iter().filter(|g| g.is_open(at)) {
+            let remaining = grant.remaining(at);
+            match views.iter_mut().find(|v| v.benefit == grant.benefit) {
+                Some(view) => {
+                    view.remaining = match (view.remaining, remaining) {
+                        (Some(a), Some(b)) => Some(a + b),
+                        _ => None,
+                    };
+                    view.used += grant.uses.len() as u32;
+                    view.expires_at = match (view.expires_at, grant.expires_at) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                }
+                None => views.push(BenefitView {
+                    benefit: grant.benefit.clone(),
+                    tier: grant.tier,
+                    grant: grant.grant,
+                    remaining,
+                    used: grant.uses.len() as u32,
+                    expires_at: grant.expires_at,
+                }),
+            }
+        }
+        views
+    }
+}
+
+/// One benefit as a member sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BenefitView {
+    pub benefit: Id,
+    pub tier: usize,
+    pub grant: BenefitGrant,
+    /// `None`: unlimited.
+    pub remaining: Option<u32>,
+    pub used: u32,
+    pub expires_at: Option<Timestamp>,
+}
