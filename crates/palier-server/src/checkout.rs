@@ -432,7 +432,9 @@ pub(crate) async fn post_adjustment(
         "ledger.adjusted",
         program,
         &id,
-        json!({"event": event_id, "ledger": event["ledger"], "amount": event["amount"]}),
+        // The event id may hold what a client chose (its Idempotency-Key): the trail
+        // keeps only a digest of it, so no client text can carry personal data there.
+        json!({"event_sha256": hex_digest(&event_id), "ledger": event["ledger"], "amount": event["amount"]}),
     );
     match state.submit_one(event.to_string(), program, Some(audit)).await? {
         Decision::Accepted => {
@@ -451,6 +453,11 @@ fn event_id_for(headers: &HeaderMap, prefix: &str) -> String {
         Some(key) => format!("{prefix}-{key}"),
         None => format!("{prefix}-{}", fresh_id()),
     }
+}
+
+/// The first 12 bytes of a text's SHA-256, in hex.
+fn hex_digest(text: &str) -> String {
+    Sha256::digest(text.as_bytes())[..12].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// 24 random hex digits.

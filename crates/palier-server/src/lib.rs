@@ -358,6 +358,11 @@ impl IntoResponse for Problem {
 impl From<Denied> for Problem {
     fn from(denied: Denied) -> Problem {
         match denied {
+            Denied::Unauthenticated(code @ ("invalid_token" | "expired_token")) => Problem::new(
+                StatusCode::UNAUTHORIZED,
+                code,
+                "the member token is altered or expired: ask for a new one (POST /v1/members/{id}/tokens)",
+            ),
             Denied::Unauthenticated(code) => {
                 Problem::new(StatusCode::UNAUTHORIZED, code, "send an API key as `Authorization: Bearer KEY`")
             }

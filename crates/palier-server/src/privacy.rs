@@ -107,8 +107,9 @@ pub async fn erase(
         return Err(format!("unknown_member: member {member:?} is not registered"));
     }
     let stored = store.member_events(&program_id, member).await.map_err(|e| e.to_string())?;
-    let retention_start = request.at.as_nanosecond() as i64
-        - i64::from(i32::try_from(request.retention_months).unwrap_or(12)) * 30 * 24 * 3600 * 1_000_000_000;
+    // Calendar months in the program's zone, like every period of the rules.
+    let retention_start =
+        program.program.calendar.add_months(request.at, -request.retention_months).as_nanosecond() as i64;
     let mut rewrites = Vec::with_capacity(stored.len());
     let mut events: Vec<(u64, Event)> = Vec::with_capacity(stored.len());
     let mut ids = Vec::with_capacity(stored.len());
@@ -242,7 +243,11 @@ pub(crate) async fn post_consent(
 ) -> Result<Response, Problem> {
     let (program, caller) = authorize_member(&state, &headers, "members:write", &id, query.program.as_deref())?;
     let source = match &caller {
-        Caller::Member { .. } => request.source.unwrap_or_else(|| "member".into()),
+        // A member names only where they acted from; `staff:…` is the service's to write.
+        Caller::Member { .. } => match request.source.as_deref() {
+            Some(place @ ("web" | "app" | "store")) => format!("member:{place}"),
+            _ => "member".to_string(),
+        },
         Caller::Key(key) => format!("staff:{key}"),
     };
     let now = state.inner.clock.now();
@@ -527,7 +532,13 @@ pub(crate) async fn get_audit(State(state): State<AppState>, headers: HeaderMap)
         .audit_log()
         .await
         .map_err(|e| Problem::new(StatusCode::SERVICE_UNAVAILABLE, "store_failed", e.to_string()))?;
-    let verdict = match palier_store::audit::verify(&records) {
+    let head = state
+        .inner
+        .store
+        .audit_head()
+        .await
+        .map_err(|e| Problem::new(StatusCode::SERVICE_UNAVAILABLE, "store_failed", e.to_string()))?;
+    let verdict = match palier_store::audit::verify_with_head(&records, head) {
         Ok(count) => json!({"intact": true, "entries": count}),
         Err(broken) => json!({"intact": false, "broken_at": broken.seq, "why": broken.why}),
     };

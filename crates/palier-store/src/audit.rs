@@ -53,6 +53,38 @@ pub struct BrokenLink {
     pub why: String,
 }
 
+/// The recorded head of the chain: the last entry's `seq` and `hash`.
+pub fn head_bytes(seq: i64, hash: &[u8; 32]) -> Vec<u8> {
+    let mut bytes = seq.to_be_bytes().to_vec();
+    bytes.extend_from_slice(hash);
+    bytes
+}
+
+/// Reads [`head_bytes`] back.
+pub fn parse_head(bytes: &[u8]) -> Option<(i64, [u8; 32])> {
+    let seq = i64::from_be_bytes(bytes.get(..8)?.try_into().ok()?);
+    let hash = bytes.get(8..40)?.try_into().ok()?;
+    Some((seq, hash))
+}
+
+/// Checks a chain against its recorded head: entries removed from its end are a
+/// broken link too.
+pub fn verify_with_head(records: &[AuditRecord], head: Option<(i64, [u8; 32])>) -> Result<usize, BrokenLink> {
+    let count = verify(records)?;
+    match (head, records.last()) {
+        (None, None) => Ok(count),
+        (Some((seq, hash)), Some(last)) if seq == last.seq && hash == last.hash => Ok(count),
+        (Some((seq, _)), last) if last.is_none_or(|l| l.seq < seq) => Err(BrokenLink {
+            seq: last.map_or(1, |l| l.seq + 1),
+            why: format!("the chain ends before its recorded head (entry {seq}): entries were removed"),
+        }),
+        (_, last) => Err(BrokenLink {
+            seq: last.map_or(0, |l| l.seq),
+            why: "the last entry is not the recorded head of the chain".into(),
+        }),
+    }
+}
+
 /// Checks a whole chain, in `seq` order. `Ok(n)`: n entries, all linked.
 pub fn verify(records: &[AuditRecord]) -> Result<usize, BrokenLink> {
     let mut prev = GENESIS;
@@ -102,6 +134,15 @@ mod tests {
     fn an_untouched_chain_verifies() {
         assert_eq!(verify(&chain(5)), Ok(5));
         assert_eq!(verify(&[]), Ok(0));
+    }
+
+    #[test]
+    fn removing_the_last_entries_is_found_by_the_head() {
+        let records = chain(5);
+        let head = Some((5, records[4].hash));
+        assert_eq!(verify_with_head(&records, head), Ok(5));
+        assert_eq!(verify_with_head(&records[..3], head).map_err(|b| b.seq), Err(4));
+        assert_eq!(parse_head(&head_bytes(5, &records[4].hash)), head);
     }
 
     #[test]

@@ -233,6 +233,20 @@ impl Store {
         self.append_with_audit(&[], std::slice::from_ref(audit)).await.map(|_| ())
     }
 
+    /// The recorded head of the audit chain (last `seq` and `hash`), if any.
+    pub async fn audit_head(&self) -> Result<Option<(i64, [u8; 32])>, StoreError> {
+        let value = self.setting("audit_head").await?;
+        Ok(value.as_deref().and_then(audit::parse_head))
+    }
+
+    /// A setting's value, if it has one.
+    pub async fn setting(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.setting(name).await,
+            Backend::Postgres(s) => s.setting(name).await,
+        }
+    }
+
     /// The whole audit trail, in `seq` order.
     pub async fn audit_log(&self) -> Result<Vec<AuditRecord>, StoreError> {
         match &self.backend {

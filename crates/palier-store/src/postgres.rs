@@ -175,6 +175,14 @@ impl PgStore {
         Ok(())
     }
 
+    pub(crate) async fn setting(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(q("reading a setting"))
+    }
+
     pub(crate) async fn setting_or_insert(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError> {
         sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
             .bind(name)
@@ -327,5 +335,14 @@ async fn append_audits(
         .map_err(q("appending to the audit log"))?;
         prev = hash;
     }
+    // The head of the chain, kept apart: removing the last entries is seen too.
+    sqlx::query(
+        "INSERT INTO settings (name, value) VALUES ('audit_head', $1) \
+         ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+    )
+    .bind(crate::audit::head_bytes(seq, &prev))
+    .execute(&mut **transaction)
+    .await
+    .map_err(q("recording the audit head"))?;
     Ok(())
 }

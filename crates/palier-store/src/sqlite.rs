@@ -134,6 +134,14 @@ impl SqliteStore {
         .await
     }
 
+    pub(crate) async fn setting(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        sqlx::query_scalar("SELECT value FROM settings WHERE name = ?1")
+            .bind(name)
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(q("reading a setting"))
+    }
+
     pub(crate) async fn setting_or_insert(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError> {
         let (name, candidate) = (name.to_string(), candidate.to_vec());
         self.write(move |connection| {
@@ -351,6 +359,14 @@ fn append_blocking(
                     .map_err(write("appending to the audit log"))?;
                 prev = hash;
             }
+            // The head of the chain, kept apart: removing the last entries is seen too.
+            transaction
+                .execute(
+                    "INSERT INTO settings (name, value) VALUES ('audit_head', ?1) \
+                     ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    [crate::audit::head_bytes(seq, &prev)],
+                )
+                .map_err(write("recording the audit head"))?;
         }
     }
     transaction.commit().map_err(write("committing an append"))?;

@@ -236,7 +236,8 @@ async fn audit_cli(store: &Store, action: &str, subject: &str, detail: serde_jso
 pub async fn audit_verify(location: &str) -> Result<ExitCode, String> {
     let store = open_store(location).await?;
     let records = store.audit_log().await.map_err(|e| format!("cannot read the audit log: {e}"))?;
-    match palier_store::audit::verify(&records) {
+    let head = store.audit_head().await.map_err(|e| format!("cannot read the audit head: {e}"))?;
+    match palier_store::audit::verify_with_head(&records, head) {
         Ok(count) => {
             println!("audit log: {count} entries, chain intact");
             Ok(ExitCode::SUCCESS)
