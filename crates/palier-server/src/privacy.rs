@@ -64,11 +64,80 @@ pub struct EraseReport {
     pub within_retention: usize,
 }
 
-/// Replaces personal data in one event body: the member id (wherever it appears in
-/// a string), name, e-mail and free-text notes; the birth date becomes `birthday`
-/// (month and day, what the birthday rules need).
-fn pseudonymise(value: &mut Value, member: &str, pseudonym: &str) {
+/// The fields of an event palier reads (the contract and its additions); anything
+/// else a sender put in an event is dropped by erasure, since palier cannot tell
+/// what it holds.
+const EVENT_FIELDS: &[&str] = &[
+    "id",
+    "type",
+    "at",
+    "program",
+    "member",
+    "country",
+    "birth_date",
+    "birthday",
+    "name",
+    "email",
+    "staff",
+    "guardian_consent",
+    "order",
+    "currency",
+    "channel",
+    "lines",
+    "delivery",
+    "duties",
+    "payments",
+    "codes",
+    "hold",
+    "expires_at",
+    "points",
+    "store_credit",
+    "code",
+    "promotion",
+    "ledger",
+    "amount",
+    "note",
+    "sale",
+    "items",
+    "line",
+    "granted",
+    "source",
+    "text_version",
+    "benefit",
+];
+const LINE_FIELDS: &[&str] = &[
+    "line",
+    "sku",
+    "brand",
+    "category",
+    "quantity",
+    "price",
+    "discount",
+    "tax",
+    "on_sale",
+    "badges",
+    "size",
+    "available",
+];
+const PAYMENT_FIELDS: &[&str] = &["method", "amount"];
+
+fn keep_known(value: &mut Value, known: &[&str]) {
     if let Value::Object(fields) = value {
+        fields.retain(|key, _| known.contains(&key.as_str()));
+    }
+}
+
+/// Replaces personal data in one event body: the member id (wherever it appears in
+/// a string), name, e-mail, free-text notes and any field palier does not know; the
+/// birth date becomes `birthday` (month and day, what the birthday rules need).
+fn pseudonymise(value: &mut Value, member: &str, pseudonym: &str) {
+    keep_known(value, EVENT_FIELDS);
+    if let Value::Object(fields) = value {
+        for (list, known) in [("lines", LINE_FIELDS), ("items", LINE_FIELDS), ("payments", PAYMENT_FIELDS)] {
+            if let Some(Value::Array(items)) = fields.get_mut(list) {
+                items.iter_mut().for_each(|item| keep_known(item, known));
+            }
+        }
         fields.remove("name");
         fields.remove("email");
         if let Some(Value::String(date)) = fields.remove("birth_date")
@@ -554,4 +623,28 @@ pub(crate) async fn get_audit(State(state): State<AppState>, headers: HeaderMap)
         })
         .collect();
     Ok(Json(json!({"chain": verdict, "entries": entries})).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pseudonymising_keeps_what_the_rules_read_and_nothing_personal() {
+        let mut event = json!({
+            "id": "reg-zq-1", "type": "member.registered", "at": "2026-01-01T00:00:00Z", "member": "zq-1",
+            "country": "GB", "birth_date": "1984-07-19", "name": "Zygmunt", "email": "zq@example.org",
+            "nickname": "ZQ", "lines": [{"line": "l-1", "engraving": "for ZQ", "price": "1.00"}],
+            "note": "called about zq-1", "payments": [{"method": "card", "amount": "1.00", "holder": "Z Q"}],
+        });
+        pseudonymise(&mut event, "zq-1", "anon-1");
+        assert_eq!(
+            event,
+            json!({
+                "id": "reg-anon-1", "type": "member.registered", "at": "2026-01-01T00:00:00Z", "member": "anon-1",
+                "country": "GB", "birthday": "07-19", "lines": [{"line": "l-1", "price": "1.00"}],
+                "note": "[erased]", "payments": [{"method": "card", "amount": "1.00"}],
+            })
+        );
+    }
 }
