@@ -46,8 +46,12 @@ impl Grant {
         self.withdrawn_at.is_none_or(|w| w > at) && self.expires_at.is_none_or(|e| e > at)
     }
 
+    /// Can an event at `at` spend a unit? Events come before the time rules of their
+    /// instant (contract.md), so a unit lapsing exactly at `at` is still usable.
     fn usable(&self, at: Timestamp) -> bool {
-        self.is_open(at) && self.remaining(at).is_none_or(|r| r > 0)
+        self.withdrawn_at.is_none_or(|w| w > at)
+            && self.expires_at.is_none_or(|e| e >= at)
+            && self.units.is_none_or(|u| (self.uses.len() as u32) < u)
     }
 }
 
@@ -211,6 +215,8 @@ impl Member {
         let mut views: Vec<BenefitView> = Vec::new();
         for grant in self.grants.iter().filter(|g| g.is_open(at)) {
             let remaining = grant.remaining(at);
+            // When the first unit still usable lapses (used units do not count).
+            let lapses = if remaining.is_none_or(|r| r > 0) { grant.expires_at } else { None };
             match views.iter_mut().find(|v| v.benefit == grant.benefit) {
                 Some(view) => {
                     view.remaining = match (view.remaining, remaining) {
@@ -218,7 +224,7 @@ impl Member {
                         _ => None,
                     };
                     view.used += grant.uses.len() as u32;
-                    view.expires_at = match (view.expires_at, grant.expires_at) {
+                    view.expires_at = match (view.expires_at, lapses) {
                         (Some(a), Some(b)) => Some(a.min(b)),
                         (a, b) => a.or(b),
                     };
@@ -229,7 +235,7 @@ impl Member {
                     grant: grant.grant,
                     remaining,
                     used: grant.uses.len() as u32,
-                    expires_at: grant.expires_at,
+                    expires_at: lapses,
                 }),
             }
         }
