@@ -104,12 +104,19 @@ pub struct LineState {
     /// Store credit paid for the line, and given back so far.
     pub credit: i64,
     pub credit_removed: i64,
+    /// What a sale price adjustment needs, kept only for full-price lines (not on
+    /// sale, no discount, no code on the order) of programs that offer one: most
+    /// lines carry nothing here.
+    pub adjustable: Option<Box<Adjustable>>,
+}
+
+/// A full-price line that a sale price adjustment may concern.
+#[derive(Clone, Debug)]
+pub struct Adjustable {
     pub sku: Id,
     pub size: Option<Id>,
     /// The line's price (all units, before discount).
     pub price: Minor,
-    /// Bought at full price: not on sale, no discount, no code on the order.
-    pub full_price: bool,
     /// A sale price adjustment was granted for it.
     pub adjusted: bool,
 }
@@ -743,7 +750,8 @@ impl Member {
 
         let portions = if redeemed > 0 { self.points.spend(redeemed) } else { Vec::new() };
         let credit_portions = if credit_spent > 0 { self.credit.spend(credit_spent) } else { Vec::new() };
-        let full_price_order = order.codes.is_empty();
+        let adjustments = program.store_credit.as_ref().is_some_and(|c| c.price_adjustment_days.is_some());
+        let full_price_order = adjustments && order.codes.is_empty();
         let lines = order
             .lines
             .iter()
@@ -762,11 +770,14 @@ impl Member {
                     redeemed_removed: 0,
                     credit: credit_split.share(i, weight),
                     credit_removed: 0,
-                    sku: line.sku.clone(),
-                    size: line.size.clone(),
-                    price: line.price,
-                    full_price: full_price_order && !line.on_sale && line.discount == Minor::ZERO,
-                    adjusted: false,
+                    adjustable: (full_price_order && !line.on_sale && line.discount == Minor::ZERO).then(|| {
+                        Box::new(Adjustable {
+                            sku: line.sku.clone(),
+                            size: line.size.clone(),
+                            price: line.price,
+                            adjusted: false,
+                        })
+                    }),
                 }
             })
             .collect();
@@ -1350,13 +1361,13 @@ impl Member {
         if Some(order.currency) != self.currency {
             return Err(refused("currency", "the order is not in the member's store credit currency"));
         }
-        if !line.full_price {
+        let Some(adjustable) = &line.adjustable else {
             return Err(refused("not_full_price", "the item was bought on sale or on promotion"));
-        }
-        if line.adjusted {
+        };
+        if adjustable.adjusted {
             return Err(refused("already_adjusted", "the line was already adjusted"));
         }
-        let Some(item) = sales.find(&line.sku, line.size.as_deref(), order.currency, at) else {
+        let Some(item) = sales.find(&adjustable.sku, adjustable.size.as_deref(), order.currency, at) else {
             return Err(refused("not_on_sale", "no sale has started for this style and size"));
         };
         let earliest = program.calendar.add_days(item.starts_at, -days);
@@ -1373,14 +1384,16 @@ impl Member {
         if kept == 0 {
             return Err(refused("returned", "every unit of the line was returned or cancelled"));
         }
-        let paid = i128::from(line.price.0) * kept / i128::from(line.quantity);
+        let paid = i128::from(adjustable.price.0) * kept / i128::from(line.quantity);
         let difference = paid - i128::from(item.price.0) * kept;
         if difference <= 0 {
             return Err(refused("no_difference", "the sale price is not lower than the price paid"));
         }
         let amount = i64::try_from(difference).unwrap_or(i64::MAX);
         let order_id = order.order.clone();
-        self.orders[index].lines[line_index].adjusted = true;
+        if let Some(adjustable) = &mut self.orders[index].lines[line_index].adjustable {
+            adjustable.adjusted = true;
+        }
         let expires_at = program.calendar.add_months(at, validity);
         self.credit_store(at, Reason::PriceAdjustment, amount, expires_at, Some(&order_id), None);
         Ok(())
