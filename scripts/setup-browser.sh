@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the browser tests need (crates/palier-server/tests/browser.rs):
-# Debian's headless Chromium and its WebDriver, chromedriver. Idempotent: does
-# nothing when both are already there. Quiet; exits non-zero on failure.
+# Debian's headless Chromium and its WebDriver, chromedriver, with fonts for the
+# hub's Korean and Cyrillic text in screenshots. Idempotent: does nothing when they
+# are already there. Quiet; exits non-zero on failure.
 #
 #   bash scripts/setup-browser.sh
 set -euo pipefail
 
-if [[ -x /usr/bin/chromium && -x /usr/bin/chromedriver ]]; then
+CJK_FONT=/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc
+if [[ -x /usr/bin/chromium && -x /usr/bin/chromedriver && -f "$CJK_FONT" ]]; then
   exit 0
 fi
 

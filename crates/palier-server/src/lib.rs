@@ -9,6 +9,7 @@
 pub mod auth;
 mod benefits;
 mod checkout;
+mod hub;
 pub mod ingest;
 pub mod live;
 pub mod metrics;
@@ -300,6 +301,14 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .route("/docs", get(reference))
+        // The Loyalty Hub (web pages; `hub`).
+        .route("/hub/static/hub.css", get(hub::stylesheet))
+        .route("/hub/static/hub.js", get(hub::script))
+        .route("/hub/staff", get(hub::staff_page))
+        .route("/hub/staff/login", post(hub::staff_login))
+        .route("/hub/staff/logout", post(hub::staff_logout))
+        .route("/hub/staff/simulate", post(hub::staff_simulate))
+        .route("/hub/{program}/{member}", get(hub::member_page))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
@@ -689,22 +698,17 @@ async fn simulate(
         None => program_of(&state, &request.member, None).or_else(|_| named_or_only_program(&state, None))?,
     };
     let live_program = &live.programs[program];
-    let mut history = live_program.history_of(&request.member).unwrap_or_default();
-    let sales = live_program.sales();
     let as_of = parse_as_of(&state, request.as_of.as_deref())?;
-    let mut results = Vec::new();
-    for (index, raw) in request.events.iter().enumerate() {
-        let outcome = parse_event(raw.get()).and_then(|event| {
-            if event.body.member().is_some_and(|m| m != request.member) {
-                return Err(Rejection::new(RejectCode::InvalidField, "member: a simulation concerns one member"));
-            }
-            history.add(&live_program.program, &sales, event, u64::MAX - 1_000_000 + index as u64).map(|_| ())
-        });
-        results.push(match outcome {
+    let (history, outcomes) = live_program.what_if(&request.member, request.events.iter().map(|raw| raw.get()));
+    let sales = live_program.sales();
+    let results: Vec<Value> = outcomes
+        .into_iter()
+        .enumerate()
+        .map(|(index, outcome)| match outcome {
             Ok(()) => json!({"index": index, "status": "accepted"}),
             Err(r) => json!({"index": index, "status": "rejected", "code": r.code.as_str(), "message": r.message}),
-        });
-    }
+        })
+        .collect();
     let document = history.document(&live_program.program, &sales, as_of);
     let happenings = history.timeline(&live_program.program, &sales, as_of);
     let timeline = history

@@ -207,6 +207,29 @@ impl LiveProgram {
         read(&self.shards[shard_of(member)]).get(member).cloned()
     }
 
+    /// What-if: a copy of the member's history with hypothetical events added at their
+    /// own times (each one's outcome, in order). Nothing is written.
+    pub fn what_if<'t>(
+        &self,
+        member: &str,
+        texts: impl IntoIterator<Item = &'t str>,
+    ) -> (MemberHistory, Vec<Result<(), Rejection>>) {
+        let mut history = self.history_of(member).unwrap_or_default();
+        let sales = self.sales();
+        let outcomes = texts
+            .into_iter()
+            .enumerate()
+            .map(|(index, text)| {
+                let event = palier_core::event::parse_event(text)?;
+                if event.body.member().is_some_and(|m| m != member) {
+                    return Err(Rejection::new(RejectCode::InvalidField, "member: a simulation concerns one member"));
+                }
+                history.add(&self.program, &sales, event, u64::MAX - 1_000_000 + index as u64).map(|_| ())
+            })
+            .collect();
+        (history, outcomes)
+    }
+
     /// A member's timeline up to `as_of`.
     pub fn timeline(&self, member: &str, as_of: Timestamp) -> Option<Vec<palier_core::member::Happening>> {
         let sales = self.sales();

@@ -126,6 +126,17 @@ pub async fn demo(listen: SocketAddr, data: &Path) -> Result<ExitCode, String> {
         "       curl -H 'Authorization: Bearer {secret}' 'http://{address}/v1/members/anna/timeline?program=perfone'"
     );
     println!("  health: http://{address}/healthz   metrics: http://{address}/metrics");
+    // The Loyalty Hub: one example member per program, in the program's language,
+    // each link carrying a member token issued now (valid 7 days, audited).
+    for (program, member, lang) in
+        [("net-a-porter", "claire", "fr"), ("mr-porter", "minho", "ko"), ("perfone", "anna", "ru")]
+    {
+        match state.hub_member_link(program, member, lang, 7 * 24 * 3600, &id).await {
+            Ok(path) => println!("  Loyalty Hub ({member}, {program}): http://{address}{path}"),
+            Err(error) => eprintln!("palier demo: no hub link for {member}: {error}"),
+        }
+    }
+    println!("  staff console: http://{address}/hub/staff?key={secret}&lang=en");
     palier_server::serve(state, listener).await.map_err(|e| format!("the server stopped: {e}"))?;
     Ok(ExitCode::SUCCESS)
 }
