@@ -844,30 +844,8 @@ impl Checker {
         let currency_text = raw.currency.as_deref().ok_or_else(|| missing(currency_field))?;
         let currency = Currency::from_code(currency_text)
             .ok_or_else(|| invalid(currency_field, currency_text, "is not an ISO 4217 currency code"))?;
-        let channel = match raw.channel.as_deref() {
-            None | Some("web") => Channel::Web,
-            Some("app") => Channel::App,
-            Some("store") => Channel::Store,
-            Some(other) => return Err(invalid(Field::Top("channel"), other, "is not web, app or store")),
-        };
-        let raw_lines = raw.lines.ok_or_else(|| missing(Field::Top("lines")))?;
-        if raw_lines.is_empty() || raw_lines.len() > MAX_LINES {
-            return Err(Rejection::new(
-                RejectCode::InvalidField,
-                format!("lines: an order has 1 to {MAX_LINES} lines, not {}", raw_lines.len()),
-            ));
-        }
-        let mut lines: Vec<OrderLine> = Vec::with_capacity(raw_lines.len());
-        for (index, RawLine(raw_line)) in raw_lines.into_iter().enumerate() {
-            let line = self.order_line(index, raw_line, currency)?;
-            if lines.iter().any(|l| l.line == line.line) {
-                return Err(Rejection::new(
-                    RejectCode::DuplicateLine,
-                    format!("lines[{index}].line: {:?} appears twice in the order", line.line),
-                ));
-            }
-            lines.push(line);
-        }
+        let channel = self.channel(raw.channel.as_deref())?;
+        let lines = self.order_lines(raw.lines, currency, "order")?;
         let delivery = self.amount(Field::Top("delivery"), raw.delivery.as_deref(), currency)?;
         let duties = self.amount(Field::Top("duties"), raw.duties.as_deref(), currency)?;
         let raw_payments = raw.payments.ok_or_else(|| missing(Field::Top("payments")))?;
@@ -972,21 +950,31 @@ impl Checker {
         })
     }
 
-    fn basket(&self, raw: RawEvent<'_>) -> Result<BasketRequest, Rejection> {
-        let member = self.id(MEMBER, raw.member.as_deref())?;
-        let currency_field = Field::Top("currency");
-        let currency = self.optional_currency(raw.currency.as_deref())?.ok_or_else(|| missing(currency_field))?;
-        let channel = match raw.channel.as_deref() {
-            None | Some("web") => Channel::Web,
-            Some("app") => Channel::App,
-            Some("store") => Channel::Store,
-            Some(other) => return Err(invalid(Field::Top("channel"), other, "is not web, app or store")),
-        };
-        let raw_lines = raw.lines.ok_or_else(|| missing(Field::Top("lines")))?;
+    fn channel(&self, value: Option<&str>) -> Result<Channel, Rejection> {
+        match value {
+            None | Some("web") => Ok(Channel::Web),
+            Some("app") => Ok(Channel::App),
+            Some("store") => Ok(Channel::Store),
+            Some(other) => Err(invalid(Field::Top("channel"), other, "is not web, app or store")),
+        }
+    }
+
+    /// The lines of an order or a basket (`what`), each checked, ids unique.
+    fn order_lines(
+        &self,
+        raw: Option<Vec<RawLine<'_>>>,
+        currency: Currency,
+        what: &str,
+    ) -> Result<Vec<OrderLine>, Rejection> {
+        let raw_lines = raw.ok_or_else(|| missing(Field::Top("lines")))?;
         if raw_lines.is_empty() || raw_lines.len() > MAX_LINES {
             return Err(Rejection::new(
                 RejectCode::InvalidField,
-                format!("lines: a basket has 1 to {MAX_LINES} lines, not {}", raw_lines.len()),
+                format!(
+                    "lines: {} {what} has 1 to {MAX_LINES} lines, not {}",
+                    if what == "order" { "an" } else { "a" },
+                    raw_lines.len()
+                ),
             ));
         }
         let mut lines: Vec<OrderLine> = Vec::with_capacity(raw_lines.len());
@@ -995,11 +983,20 @@ impl Checker {
             if lines.iter().any(|l| l.line == line.line) {
                 return Err(Rejection::new(
                     RejectCode::DuplicateLine,
-                    format!("lines[{index}].line: {:?} appears twice in the basket", line.line),
+                    format!("lines[{index}].line: {:?} appears twice in the {what}", line.line),
                 ));
             }
             lines.push(line);
         }
+        Ok(lines)
+    }
+
+    fn basket(&self, raw: RawEvent<'_>) -> Result<BasketRequest, Rejection> {
+        let member = self.id(MEMBER, raw.member.as_deref())?;
+        let currency_field = Field::Top("currency");
+        let currency = self.optional_currency(raw.currency.as_deref())?.ok_or_else(|| missing(currency_field))?;
+        let channel = self.channel(raw.channel.as_deref())?;
+        let lines = self.order_lines(raw.lines, currency, "basket")?;
         let points = raw.points.unwrap_or(0);
         if !(0..=1_000_000_000_000).contains(&points) {
             return Err(invalid(Field::Top("points"), &points.to_string(), "must be 0 to 10^12 points"));

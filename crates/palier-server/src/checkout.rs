@@ -436,15 +436,9 @@ pub(crate) async fn post_adjustment(
         // keeps only a digest of it, so no client text can carry personal data there.
         json!({"event_sha256": hex_digest(&event_id), "ledger": event["ledger"], "amount": event["amount"]}),
     );
-    match state.submit_one(event.to_string(), program, Some(audit)).await? {
-        Decision::Accepted => {
-            Ok((StatusCode::CREATED, Json(json!({"event": event_id, "status": "accepted"}))).into_response())
-        }
-        Decision::Duplicate => Ok(Json(json!({"event": event_id, "status": "duplicate"})).into_response()),
-        Decision::Rejected(rejection) => {
-            Err(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, rejection.code.as_str(), rejection.message))
-        }
-    }
+    let decision = state.submit_one(event.to_string(), program, Some(audit)).await?;
+    let status = if decision == Decision::Duplicate { "duplicate" } else { "accepted" };
+    crate::written(decision, json!({"event": event_id, "status": status}))
 }
 
 /// An event id from the request's `Idempotency-Key`, or a fresh random one.
@@ -506,16 +500,6 @@ pub(crate) async fn post_code(
         "promotion": request.promotion,
     });
     let audit = state.audit_entry(&operator, "code.issued", program, &id, json!({"promotion": request.promotion}));
-    match state.submit_one(event.to_string(), program, Some(audit)).await? {
-        Decision::Accepted => {
-            Ok((StatusCode::CREATED, Json(json!({"code": code, "promotion": request.promotion, "member": id})))
-                .into_response())
-        }
-        Decision::Duplicate => {
-            Ok(Json(json!({"code": code, "promotion": request.promotion, "member": id})).into_response())
-        }
-        Decision::Rejected(rejection) => {
-            Err(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, rejection.code.as_str(), rejection.message))
-        }
-    }
+    let decision = state.submit_one(event.to_string(), program, Some(audit)).await?;
+    crate::written(decision, json!({"code": code, "promotion": request.promotion, "member": id}))
 }

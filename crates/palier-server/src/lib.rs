@@ -341,6 +341,22 @@ impl Problem {
     }
 }
 
+/// The answer to a write the service made as an event: 201 with `body` when it was
+/// accepted now, 200 when it had been before (idempotent retry), the rejection as a
+/// 422 problem.
+pub(crate) fn written(decision: Decision, body: Value) -> Result<Response, Problem> {
+    match decision {
+        Decision::Accepted => Ok((StatusCode::CREATED, Json(body)).into_response()),
+        Decision::Duplicate => Ok(Json(body).into_response()),
+        Decision::Rejected(r) => Err(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, r.code.as_str(), r.message)),
+    }
+}
+
+/// The store could not answer: 503, with what it said.
+pub(crate) fn store_failed(error: impl std::fmt::Display) -> Problem {
+    Problem::new(StatusCode::SERVICE_UNAVAILABLE, "store_failed", error.to_string())
+}
+
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let mut body = json!({
@@ -626,7 +642,7 @@ async fn member_events(
         .store
         .member_events(&state.inner.live.programs[program].program.id, &id)
         .await
-        .map_err(|e| Problem::new(StatusCode::SERVICE_UNAVAILABLE, "store_failed", e.to_string()))?;
+        .map_err(store_failed)?;
     let events: Vec<Value> =
         stored.iter().map(|s| serde_json::from_str(&s.body).unwrap_or(Value::String(s.body.clone()))).collect();
     Ok(Json(json!({"member": id, "events": events})).into_response())
@@ -836,12 +852,7 @@ async fn set_clock(
         subject: "clock".into(),
         detail: json!({"now": now.to_string()}).to_string(),
     };
-    state
-        .inner
-        .store
-        .append_audit(&audit)
-        .await
-        .map_err(|e| Problem::new(StatusCode::SERVICE_UNAVAILABLE, "store_failed", e.to_string()))?;
+    state.inner.store.append_audit(&audit).await.map_err(store_failed)?;
     *clock.lock().unwrap_or_else(|p| p.into_inner()) = now;
     Ok(Json(json!({"now": now.to_string(), "manual": true})).into_response())
 }

@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 use crate::auth::Caller;
 use crate::ingest::body_hash;
 use crate::live::{Decision, Live};
-use crate::{AppState, Problem, authorize, authorize_member, parse_as_of, program_of};
+use crate::{AppState, Problem, authorize, authorize_member, parse_as_of, program_of, store_failed};
 
 /// Errors of [`erase`] that leave the store behind the live state start with this:
 /// ingestion then stops, as after any failed commit.
@@ -343,15 +343,7 @@ pub(crate) async fn post_consent(
         Caller::Member { .. } => None,
     };
     let decision = state.submit_one(event.to_string(), program, audit).await?;
-    written(decision, json!({"member": id, "channel": request.channel, "granted": request.granted}))
-}
-
-/// The answer to a write: 201 with `body`, or the rejection as a problem.
-fn written(decision: Decision, body: Value) -> Result<Response, Problem> {
-    match decision {
-        Decision::Accepted | Decision::Duplicate => Ok((StatusCode::CREATED, Json(body)).into_response()),
-        Decision::Rejected(r) => Err(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, r.code.as_str(), r.message)),
-    }
+    crate::written(decision, json!({"member": id, "channel": request.channel, "granted": request.granted}))
 }
 
 #[derive(Deserialize)]
@@ -405,7 +397,7 @@ pub(crate) async fn post_profile(
         Caller::Member { .. } => None,
     };
     let decision = state.submit_one(event.to_string(), program, audit).await?;
-    written(decision, json!({"member": id, "corrected": fields}))
+    crate::written(decision, json!({"member": id, "corrected": fields}))
 }
 
 fn ledger_entries(member: &Member, kind: LedgerKind) -> Vec<Value> {
@@ -431,12 +423,7 @@ pub async fn export_member(state: &AppState, program: usize, id: &str) -> Result
     let live = &state.inner.live.programs[program];
     let now = state.inner.clock.now();
     let member = live.journaled(id, now).ok_or_else(|| unknown(id))?;
-    let stored = state
-        .inner
-        .store
-        .member_events(&live.program.id, id)
-        .await
-        .map_err(|e| Problem::new(StatusCode::SERVICE_UNAVAILABLE, "store_failed", e.to_string()))?;
+    let stored = state.inner.store.member_events(&live.program.id, id).await.map_err(store_failed)?;
     let events: Vec<Value> = stored
         .iter()
         .map(|e| {
@@ -505,12 +492,7 @@ pub(crate) async fn get_export(
     let export = export_member(&state, program, &id).await?;
     if let Caller::Key(key) = &caller {
         let audit = state.audit_entry(key, "member.exported", program, &id, json!({}));
-        state
-            .inner
-            .store
-            .append_audit(&audit)
-            .await
-            .map_err(|e| Problem::new(StatusCode::SERVICE_UNAVAILABLE, "store_failed", e.to_string()))?;
+        state.inner.store.append_audit(&audit).await.map_err(store_failed)?;
     }
     Ok(Json(export).into_response())
 }
@@ -578,12 +560,7 @@ pub(crate) async fn post_token(
     let program_id = state.inner.live.programs[program].program.id.clone();
     let token = state.inner.keys.member_token(&program_id, &id, expires);
     let audit = state.audit_entry(&key, "token.issued", program, &id, json!({"expires_unix": expires}));
-    state
-        .inner
-        .store
-        .append_audit(&audit)
-        .await
-        .map_err(|e| Problem::new(StatusCode::SERVICE_UNAVAILABLE, "store_failed", e.to_string()))?;
+    state.inner.store.append_audit(&audit).await.map_err(store_failed)?;
     let expires_at = Timestamp::from_second(expires).map(format_instant).ok();
     Ok((
         StatusCode::CREATED,
@@ -595,18 +572,8 @@ pub(crate) async fn post_token(
 /// `GET /v1/admin/audit`: the audit trail and whether its chain holds (`admin`).
 pub(crate) async fn get_audit(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, Problem> {
     authorize(&state, &headers, "admin")?;
-    let records = state
-        .inner
-        .store
-        .audit_log()
-        .await
-        .map_err(|e| Problem::new(StatusCode::SERVICE_UNAVAILABLE, "store_failed", e.to_string()))?;
-    let head = state
-        .inner
-        .store
-        .audit_head()
-        .await
-        .map_err(|e| Problem::new(StatusCode::SERVICE_UNAVAILABLE, "store_failed", e.to_string()))?;
+    let records = state.inner.store.audit_log().await.map_err(store_failed)?;
+    let head = state.inner.store.audit_head().await.map_err(store_failed)?;
     let verdict = match palier_store::audit::verify_with_head(&records, head) {
         Ok(count) => json!({"intact": true, "entries": count}),
         Err(broken) => json!({"intact": false, "broken_at": broken.seq, "why": broken.why}),
