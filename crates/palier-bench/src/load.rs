@@ -264,9 +264,24 @@ impl Http {
         bearer: Option<&str>,
         body: Bytes,
     ) -> Result<(StatusCode, Bytes), String> {
+        self.send_with(method, path, bearer, &[], body).await
+    }
+
+    /// Sends one request with extra headers (`Idempotency-Key`, …) and reads the whole answer.
+    pub async fn send_with(
+        &mut self,
+        method: Method,
+        path: &str,
+        bearer: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> Result<(StatusCode, Bytes), String> {
         let mut request = Request::builder().method(method).uri(path).header(header::HOST, &self.host);
         if let Some(key) = bearer {
             request = request.header(header::AUTHORIZATION, format!("Bearer {key}"));
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         if !body.is_empty() {
             request = request.header(header::CONTENT_TYPE, "application/json");

@@ -3,14 +3,16 @@
 //! - `scan FILE`: reads a JSON Lines file and deserializes every line into
 //!   `serde::de::IgnoredAny`: the plain-parse baseline of `palier replay`
 //!   (bench/replay.sh).
-//! - `ingest-single`, `ingest-concurrent`, `import`, `read`, `postgres`, `late`: the
-//!   service, run in this process (`palier_server::start`) and driven by the load tool
-//!   of `load` (fixed concurrency, fixed duration, requests/s and p50/p99), against a
-//!   raw SQLite or PostgreSQL loop, or an axum hello-world, measured the same way
-//!   (bench/service.sh). Each pair runs `--runs` times, alternating; the best run of
-//!   each counts. Each prints its results as `RESULT|measure|palier|baseline|ratio|
-//!   goal|met` lines on stdout, and its runs on stderr.
+//! - `ingest-single`, `ingest-concurrent`, `import`, `read`, `postgres`, `late`, `quote`,
+//!   `hold-commit`: the service, run in this process (`palier_server::start`) and
+//!   driven by the load tool of `load` (fixed concurrency, fixed duration, requests/s
+//!   and p50/p99), against a raw SQLite or PostgreSQL loop, or an axum hello-world,
+//!   measured the same way (bench/service.sh). Each pair runs `--runs` times,
+//!   alternating; the best run of each counts. Each prints its results as
+//!   `RESULT|measure|palier|baseline|ratio|goal|met` lines on stdout, and its runs on
+//!   stderr.
 
+mod checkout;
 mod fixtures;
 mod import;
 mod ingest;
@@ -93,6 +95,26 @@ enum Command {
         #[arg(long, default_value_t = 50_000)]
         members: u32,
     },
+    /// POST /v1/checkout/quote of a 5-line basket with a code, vs an axum hello-world
+    Quote {
+        /// Registered NET-A-PORTER members (no order) the baskets are for
+        #[arg(long, default_value_t = 10_000)]
+        members: u32,
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+    },
+    /// Clients on distinct members looping a points hold then the order committing it, on
+    /// SQLite and PostgreSQL, vs raw single-row insert loops
+    HoldCommit {
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        /// Members each client cycles through (its own; registered with points beforehand)
+        #[arg(long, default_value_t = 50)]
+        members_per_client: usize,
+        /// The stores palier runs on
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "sqlite,postgres")]
+        stores: Vec<checkout::StoreKind>,
+    },
     /// A late event for a member with many events, vs an in-order one
     Late {
         /// Other members in the store (palier-gen, one year)
@@ -172,6 +194,10 @@ fn main() -> ExitCode {
             Command::Import { events, batch } => import::import(&common, events, batch).await,
             Command::Read { members, connections } => read::read(&common, members, connections).await,
             Command::Postgres { clients, members } => postgres::postgres(&common, members, clients).await,
+            Command::Quote { members, connections } => checkout::quote(&common, members, connections).await,
+            Command::HoldCommit { clients, members_per_client, stores } => {
+                checkout::hold_commit(&common, clients, members_per_client, &stores).await
+            }
             Command::Late { members, reps, events_per_member } => {
                 late::late(&common, members, reps, events_per_member).await
             }
@@ -200,6 +226,8 @@ fn command_name(command: &Command) -> &'static str {
         Command::Import { .. } => "import",
         Command::Read { .. } => "read",
         Command::Postgres { .. } => "postgres",
+        Command::Quote { .. } => "quote",
+        Command::HoldCommit { .. } => "hold-commit",
         Command::Late { .. } => "late",
     }
 }

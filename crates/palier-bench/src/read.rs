@@ -10,7 +10,9 @@ use crate::load::{self, Report, millis};
 use crate::workers::Getter;
 use crate::{Common, best};
 
-async fn hello_server() -> Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>), String> {
+/// An axum hello-world (`GET /` → "hello") on a free port of 127.0.0.1: the baseline of
+/// the HTTP read benchmarks.
+pub async fn hello_server() -> Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>), String> {
     let app = axum::Router::new().route("/", axum::routing::get(|| async { "hello" }));
     let listener =
         tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.map_err(|e| format!("bind: {e}"))?;
