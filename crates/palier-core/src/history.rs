@@ -225,7 +225,26 @@ impl MemberHistory {
     /// The member's document at `as_of`, from the events at or before it (`None`
     /// if the member was not registered then).
     pub fn document(&self, program: &Program, sales: &Sales, as_of: Timestamp) -> Option<MemberDocument> {
-        self.member_at(program, sales, as_of).map(|member| member.document(program, as_of))
+        self.with_member_at(program, sales, as_of, |member| member.document(program, as_of))
+    }
+
+    /// Calls `f` with the member at `as_of`. When `as_of` is after every event and no
+    /// time rule is due by then (the common case: a read or a checkout now), the
+    /// state is lent as it is, without a copy.
+    pub fn with_member_at<R>(
+        &self,
+        program: &Program,
+        sales: &Sales,
+        as_of: Timestamp,
+        f: impl FnOnce(&Member) -> R,
+    ) -> Option<R> {
+        if let Some(state) = &self.state
+            && self.latest().is_none_or(|latest| latest <= as_of)
+            && state.next_wakeup().is_none_or(|due| due > as_of)
+        {
+            return Some(f(state));
+        }
+        self.member_at(program, sales, as_of).as_ref().map(f)
     }
 
     /// The member's state at `as_of`: the events at or before it, then every time

@@ -15,7 +15,7 @@ use jiff::Timestamp;
 use palier_core::calendar::format_instant;
 use palier_core::checkout::{Quote, quote};
 use palier_core::event::{BasketRequest, LedgerKind, parse_basket};
-use palier_core::member::{HoldState, Member};
+use palier_core::member::HoldState;
 use palier_core::money::{Currency, Minor};
 use rand::Rng;
 use serde::Deserialize;
@@ -34,12 +34,8 @@ fn invalid(detail: String) -> Problem {
     Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_basket", detail)
 }
 
-/// The program and member a basket names, the member at `now`, and the basket.
-fn basket_member(
-    state: &AppState,
-    body: &str,
-    program: Option<&str>,
-) -> Result<(usize, BasketRequest, Member, Timestamp), Problem> {
+/// The program and member a basket names, and the basket.
+fn basket_of(state: &AppState, body: &str, program: Option<&str>) -> Result<(usize, BasketRequest), Problem> {
     let basket = parse_basket(body).map_err(|r| invalid(format!("{}: {}", r.code.as_str(), r.message)))?;
     let named =
         program.map(str::to_string).or_else(|| serde_json::from_str::<ProgramField>(body).ok().and_then(|p| p.program));
@@ -47,11 +43,11 @@ fn basket_member(
         Some(named) => named_or_only_program(state, Some(&named))?,
         None => program_of(state, &basket.member, None)?,
     };
-    let now = state.inner.clock.now();
-    let member = state.inner.live.programs[program].member_at(&basket.member, now).ok_or_else(|| {
-        Problem::new(StatusCode::NOT_FOUND, "unknown_member", format!("member {:?} is not registered", basket.member))
-    })?;
-    Ok((program, basket, member, now))
+    Ok((program, basket))
+}
+
+fn unknown_member(member: &str) -> Problem {
+    Problem::new(StatusCode::NOT_FOUND, "unknown_member", format!("member {member:?} is not registered"))
 }
 
 #[derive(Deserialize)]
@@ -128,9 +124,12 @@ pub(crate) async fn post_quote(
     body: String,
 ) -> Result<Response, Problem> {
     authorize(&state, &headers, "checkout:write")?;
-    let (program, basket, member, now) = basket_member(&state, &body, query.program.as_deref())?;
+    let (program, basket) = basket_of(&state, &body, query.program.as_deref())?;
     let live = &state.inner.live.programs[program];
-    let quote = quote(&live.program, &member, &basket, now);
+    let now = state.inner.clock.now();
+    let quote = live
+        .with_member_at(&basket.member, now, |member| quote(&live.program, member, &basket, now))
+        .ok_or_else(|| unknown_member(&basket.member))?;
     Ok(Json(quote_json(&quote)).into_response())
 }
 
@@ -178,29 +177,38 @@ pub(crate) async fn post_hold(
             "send an Idempotency-Key header (1–128 characters) so that a retried hold is not taken twice",
         ));
     };
-    let (program, basket, member, now) = basket_member(&state, &body, query.program.as_deref())?;
-    let now = hold_instant(&body, now)?;
+    let (program, basket) = basket_of(&state, &body, query.program.as_deref())?;
+    let now = hold_instant(&body, state.inner.clock.now())?;
     let live = &state.inner.live.programs[program];
-    let member =
-        if now == state.inner.clock.now() { member } else { live.member_at(&basket.member, now).unwrap_or(member) };
     let digest = Sha256::digest(format!("{}\u{0}{}\u{0}{key}", live.program.id, basket.member).as_bytes());
     let hold_id: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
     let hold_id = format!("h-{hold_id}");
-    if let Some(existing) = member.holds.iter().find(|h| h.hold == hold_id) {
-        let same = existing.codes == basket.codes
-            && existing.points == basket.points
-            && existing.store_credit == basket.store_credit.0;
-        if !same {
+    // The hold this key took before, if any, else the quote: read without copying
+    // the member.
+    let earlier = live
+        .with_member_at(&basket.member, now, |member| match member.holds.iter().find(|h| h.hold == hold_id) {
+            Some(existing) => {
+                let same = existing.codes == basket.codes
+                    && existing.points == basket.points
+                    && existing.store_credit == basket.store_credit.0;
+                Err(same.then(|| hold_json(existing, &live.program.id, &basket.member)))
+            }
+            None => Ok(quote(&live.program, member, &basket, now)),
+        })
+        .ok_or_else(|| unknown_member(&basket.member))?;
+    let quote = match earlier {
+        Ok(quote) => quote,
+        Err(Some(existing)) => {
+            return Ok((StatusCode::OK, Json(json!({"hold": existing, "replayed": true}))).into_response());
+        }
+        Err(None) => {
             return Err(Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency_conflict",
                 format!("Idempotency-Key {key:?} was used for another basket"),
             ));
         }
-        let body = json!({"hold": hold_json(existing, &live.program.id, &basket.member), "replayed": true});
-        return Ok((StatusCode::OK, Json(body)).into_response());
-    }
-    let quote = quote(&live.program, &member, &basket, now);
+    };
     if !quote.holdable() {
         let first = &quote.problems[0];
         let mut problem = Problem::new(StatusCode::CONFLICT, first.code, first.message.clone());
@@ -223,11 +231,23 @@ pub(crate) async fn post_hold(
     }
     match submit(&state, program, event).await? {
         Decision::Accepted | Decision::Duplicate => {
-            let member = live.member_at(&basket.member, now).unwrap_or(member);
-            let hold = member.holds.iter().find(|h| h.hold == hold_id).ok_or_else(|| {
-                Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "hold_lost", "the hold was accepted but is not found")
-            })?;
-            let body = json!({"hold": hold_json(hold, &live.program.id, &basket.member), "quote": quote_json(&quote)});
+            let hold = live
+                .with_member_at(&basket.member, now, |member| {
+                    member
+                        .holds
+                        .iter()
+                        .find(|h| h.hold == hold_id)
+                        .map(|h| hold_json(h, &live.program.id, &basket.member))
+                })
+                .flatten()
+                .ok_or_else(|| {
+                    Problem::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "hold_lost",
+                        "the hold was accepted but is not found",
+                    )
+                })?;
+            let body = json!({"hold": hold, "quote": quote_json(&quote)});
             Ok((StatusCode::CREATED, Json(body)).into_response())
         }
         Decision::Rejected(rejection) => Err(rejected(rejection)),

@@ -61,6 +61,8 @@ impl Job {
 pub struct Ingest {
     sender: mpsc::Sender<Job>,
     pub queued: Arc<AtomicU64>,
+    /// Committed events, for the notification scanner.
+    pub changes: Arc<crate::outbox::Changes>,
 }
 
 /// Most events committed in one transaction.
@@ -71,8 +73,9 @@ impl Ingest {
     pub fn start(live: Arc<Live>, store: Store, metrics: Arc<Metrics>, next_seq: u64) -> Ingest {
         let (sender, receiver) = mpsc::channel::<Job>(4096);
         let queued = Arc::new(AtomicU64::new(0));
-        tokio::spawn(writer(live, store, metrics, receiver, next_seq, queued.clone()));
-        Ingest { sender, queued }
+        let changes = Arc::new(crate::outbox::Changes::default());
+        tokio::spawn(writer(live, store, metrics, receiver, next_seq, queued.clone(), changes.clone()));
+        Ingest { sender, queued, changes }
     }
 
     /// Decides and durably stores events; answers once they are committed.
@@ -106,6 +109,7 @@ async fn writer(
     mut receiver: mpsc::Receiver<Job>,
     mut next_seq: u64,
     queued: Arc<AtomicU64>,
+    changes: Arc<crate::outbox::Changes>,
 ) {
     let mut pending: Option<Job> = None;
     loop {
@@ -183,7 +187,8 @@ async fn writer(
         let committed = store.append_with_audit(&to_store, &audits).await;
         queued.fetch_sub(count as u64, Ordering::Relaxed);
         match committed {
-            Ok(_) => {
+            Ok(outcomes) => {
+                changes.record(&to_store, &outcomes);
                 metrics.record(&decisions);
                 for (reply, answers) in replies.into_iter().zip(decisions) {
                     let _ = reply.send(Ok(answers));

@@ -8,12 +8,15 @@
 
 pub mod auth;
 mod benefits;
+pub mod bus;
 mod checkout;
 mod hub;
 pub mod ingest;
 pub mod live;
 pub mod metrics;
+pub mod outbox;
 pub mod privacy;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -75,6 +78,8 @@ struct Inner {
     started: Timestamp,
     /// Keys the pseudonyms of members (erasure, audit subjects).
     pseudonym_secret: Vec<u8>,
+    /// The outbox's scanner and dispatcher (started by `start_notifications`).
+    notifications: outbox::Notifications,
 }
 
 /// How to start the service.
@@ -139,6 +144,7 @@ pub async fn start(config: ServiceConfig) -> Result<AppState, String> {
             metrics,
             started,
             pseudonym_secret,
+            notifications: outbox::Notifications::default(),
         }),
     })
 }
@@ -292,6 +298,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/members/{id}/erase", post(privacy::post_erase))
         .route("/v1/members/{id}/tokens", post(privacy::post_token))
         .route("/v1/admin/audit", get(privacy::get_audit))
+        .route("/v1/webhooks", get(webhooks::list_webhooks).post(webhooks::post_webhook))
+        .route("/v1/webhooks/{id}", axum::routing::delete(webhooks::delete_webhook))
+        .route("/v1/notifications", get(outbox::list_notifications))
+        .route("/v1/notifications/{id}/replay", post(outbox::replay_notification))
         .route("/v1/simulate", post(simulate))
         .route("/v1/programs", get(list_programs))
         .route("/v1/programs/{id}", get(get_program))
@@ -854,6 +864,7 @@ async fn set_clock(
     };
     state.inner.store.append_audit(&audit).await.map_err(store_failed)?;
     *clock.lock().unwrap_or_else(|p| p.into_inner()) = now;
+    state.inner.notifications.clock_moved();
     Ok(Json(json!({"now": now.to_string(), "manual": true})).into_response())
 }
 
@@ -931,6 +942,10 @@ mod tests {
             "/v1/admin/audit",
             "/v1/members/{id}/benefits",
             "/v1/members/{id}/benefits/{benefit}/use",
+            "/v1/webhooks",
+            "/v1/webhooks/{id}",
+            "/v1/notifications",
+            "/v1/notifications/{id}/replay",
         ] {
             assert!(paths.contains_key(route), "{route} is not in openapi.json");
         }

@@ -242,6 +242,18 @@ impl LiveProgram {
         read(&self.shards[shard_of(member)]).get(member).and_then(|h| h.journaled(&self.program, &sales, as_of))
     }
 
+    /// Calls `f` with a member's state at `as_of`, copying it only when time rules
+    /// must run first (`MemberHistory::with_member_at`).
+    pub fn with_member_at<R>(
+        &self,
+        member: &str,
+        as_of: Timestamp,
+        f: impl FnOnce(&palier_core::member::Member) -> R,
+    ) -> Option<R> {
+        let sales = self.sales();
+        read(&self.shards[shard_of(member)]).get(member).and_then(|h| h.with_member_at(&self.program, &sales, as_of, f))
+    }
+
     /// A member's state at `as_of` (time rules applied), without journal.
     pub fn member_at(&self, member: &str, as_of: Timestamp) -> Option<palier_core::member::Member> {
         let sales = self.sales();

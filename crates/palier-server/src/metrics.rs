@@ -2,7 +2,9 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
 
 use crate::live::Decision;
 
@@ -12,6 +14,13 @@ pub struct Metrics {
     pub latency: HistogramVec,
     pub queue_depth: IntGauge,
     pub members: IntGauge,
+    /// Notifications recorded in the outbox.
+    pub notifications: IntCounter,
+    /// Sends of notifications, by destination kind (webhook, nats) and outcome
+    /// (delivered, failed, dead).
+    pub deliveries: IntCounterVec,
+    /// Events read from NATS, by outcome and reason code.
+    pub bus_events: IntCounterVec,
     broken: AtomicBool,
 }
 
@@ -33,15 +42,40 @@ impl Metrics {
             .expect("static metric definition is valid");
         let members =
             IntGauge::new("palier_members", "Members held in memory").expect("static metric definition is valid");
+        let notifications = IntCounter::new("palier_notifications_total", "Notifications recorded in the outbox")
+            .expect("static metric definition is valid");
+        let deliveries = IntCounterVec::new(
+            Opts::new("palier_notification_deliveries_total", "Notification sends, by destination kind and outcome"),
+            &["destination", "outcome"],
+        )
+        .expect("static metric definition is valid");
+        let bus_events = IntCounterVec::new(
+            Opts::new("palier_bus_events_total", "Events read from NATS JetStream, by outcome and reason code"),
+            &["outcome", "code"],
+        )
+        .expect("static metric definition is valid");
         for collector in [
             Box::new(events.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(latency.clone()),
             Box::new(queue_depth.clone()),
             Box::new(members.clone()),
+            Box::new(notifications.clone()),
+            Box::new(deliveries.clone()),
+            Box::new(bus_events.clone()),
         ] {
             registry.register(collector).expect("each metric is registered once");
         }
-        Metrics { registry, events, latency, queue_depth, members, broken: AtomicBool::new(false) }
+        Metrics {
+            registry,
+            events,
+            latency,
+            queue_depth,
+            members,
+            notifications,
+            deliveries,
+            bus_events,
+            broken: AtomicBool::new(false),
+        }
     }
 
     pub fn record(&self, decisions: &[Vec<Decision>]) {
