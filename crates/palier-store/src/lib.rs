@@ -34,6 +34,7 @@
 
 pub mod audit;
 mod batch;
+pub mod outbox;
 mod postgres;
 mod sqlite;
 

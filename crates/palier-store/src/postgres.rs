@@ -25,7 +25,7 @@ const APPEND_ATTEMPTS: u32 = 3;
 
 #[derive(Debug, Clone)]
 pub(crate) struct PgStore {
-    pool: PgPool,
+    pub(crate) pool: PgPool,
 }
 
 fn q(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError + Copy {

@@ -26,7 +26,7 @@ pub(crate) struct SqliteStore {
     /// one hand-off per batch and cached prepared statements (sqlx's async SQLite
     /// driver costs a thread hand-off per statement, which single-event commits feel).
     appender: Arc<std::sync::Mutex<rusqlite::Connection>>,
-    readers: SqlitePool,
+    pub(crate) readers: SqlitePool,
 }
 
 fn q(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError + Copy {
@@ -214,7 +214,7 @@ impl SqliteStore {
     }
 
     /// Runs `work` on the writer connection, on a blocking thread.
-    async fn write<T: Send + 'static>(
+    pub(crate) async fn write<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {

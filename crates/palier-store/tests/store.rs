@@ -145,6 +145,7 @@ on_both_backends!(
     member_events_filters_by_program_and_member,
     keys_insert_list_revoke,
     data_survives_closing_and_reopening,
+    the_outbox_records_once_leases_claims_and_replays,
 );
 
 fn sha(n: u64) -> [u8; 32] {
@@ -200,7 +201,7 @@ async fn all_events(store: &Store, page: usize) -> Vec<StoredEvent> {
 
 async fn open_runs_migrations_and_reopening_is_fine(db: &Db) {
     let store = db.open().await;
-    assert_eq!(db.applied_migrations().await, vec![1, 2]);
+    assert_eq!(db.applied_migrations().await, vec![1, 2, 3]);
     assert_eq!(store.event_count().await.expect("count"), 0);
     assert!(store.keys().await.expect("keys").is_empty());
     store.ping().await.expect("ping");
@@ -212,7 +213,7 @@ async fn open_runs_migrations_and_reopening_is_fine(db: &Db) {
     again.close().await;
     store.close().await;
     let third = db.open().await;
-    assert_eq!(db.applied_migrations().await, vec![1, 2]);
+    assert_eq!(db.applied_migrations().await, vec![1, 2, 3]);
     assert_eq!(third.event_count().await.expect("count"), 0);
     third.close().await;
 
@@ -561,5 +562,109 @@ async fn data_survives_closing_and_reopening(db: &Db) {
     assert_eq!(outcomes[0], AppendOutcome::Existing { seq: seqs[0], body_sha256: batch[0].body_sha256 });
     assert!(appended(&outcomes[1]) > seqs[19]);
     assert_eq!(store.event_count().await.expect("count"), 21);
+    store.close().await;
+}
+
+async fn the_outbox_records_once_leases_claims_and_replays(db: &Db) {
+    use palier_store::outbox::{
+        DeliveryOutcome, DeliveryStatus, NewNotification, NotificationQuery, Watermark, Webhook,
+    };
+    let store = db.open().await;
+    let webhook = |id: &str| Webhook {
+        id: id.into(),
+        url: format!("http://127.0.0.1:9/{id}"),
+        secret: "secret-0123456789".into(),
+        kinds: vec!["tier_reached".into()],
+        created_unix_seconds: 1,
+    };
+    store.insert_webhook(&webhook("wh_a")).await.expect("insert_webhook");
+    store.insert_webhook(&webhook("wh_b")).await.expect("insert_webhook");
+    assert_eq!(store.webhooks().await.expect("webhooks"), vec![webhook("wh_a"), webhook("wh_b")]);
+    let notification = |id: &str, at: i64| NewNotification {
+        id: id.into(),
+        program: "p".into(),
+        member: "m-1".into(),
+        kind: "tier_reached".into(),
+        section: "service".into(),
+        at_unix_nanos: at,
+        payload: format!("{{\"id\":\"{id}\"}}"),
+        destinations: vec!["wh_a".into(), "nats".into()],
+    };
+    let batch = vec![notification("n-1", 10), notification("n-2", 20)];
+    assert_eq!(store.insert_notifications(&batch, 1_000).await.expect("insert"), 2);
+    // Derived again: nothing new, no second delivery.
+    assert_eq!(store.insert_notifications(&batch, 2_000).await.expect("insert again"), 0);
+    let all = store.notifications(&NotificationQuery { limit: 10, ..Default::default() }).await.expect("list");
+    assert_eq!(all.iter().map(|n| n.id.as_str()).collect::<Vec<_>>(), ["n-1", "n-2"]);
+    assert_eq!(all[0].deliveries.len(), 2);
+    assert_eq!(all[0].created_unix_nanos, 1_000);
+
+    // Claims: NATS ones only when asked; a claim leases (not claimable again before
+    // the lease ends) and counts an attempt.
+    let claimed = store.claim_deliveries(1_000, 5_000, 10, false).await.expect("claim");
+    assert_eq!(
+        claimed.iter().map(|c| (c.notification.as_str(), c.attempts)).collect::<Vec<_>>(),
+        [("n-1", 1), ("n-2", 1)]
+    );
+    assert!(claimed.iter().all(|c| c.destination == "wh_a" && c.payload.contains(&c.notification)));
+    assert!(store.claim_deliveries(4_999, 9_000, 10, false).await.expect("claim").is_empty(), "leased");
+    let again = store.claim_deliveries(5_000, 9_000, 10, false).await.expect("claim after the lease");
+    assert_eq!(again.iter().map(|c| c.attempts).collect::<Vec<_>>(), [2, 2]);
+    assert_eq!(store.claim_deliveries(5_000, 9_000, 10, true).await.expect("claim nats").len(), 2);
+
+    store.finish_delivery("n-1", "wh_a", &DeliveryOutcome::Delivered, 6_000).await.expect("finish");
+    let dead = DeliveryOutcome::Failed { error: "HTTP 500".into(), retry_at: None };
+    store.finish_delivery("n-2", "wh_a", &dead, 6_000).await.expect("finish");
+    let retry = DeliveryOutcome::Failed { error: "timeout".into(), retry_at: Some(7_000) };
+    store.finish_delivery("n-2", "nats", &retry, 6_000).await.expect("finish");
+    let list = |status| NotificationQuery { status: Some(status), limit: 10, ..Default::default() };
+    let ids =
+        |records: Vec<palier_store::outbox::NotificationRecord>| records.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(ids(store.notifications(&list(DeliveryStatus::Dead)).await.expect("dead")), ["n-2"]);
+    assert_eq!(ids(store.notifications(&list(DeliveryStatus::Delivered)).await.expect("delivered")), ["n-1"]);
+    assert_eq!(ids(store.notifications(&list(DeliveryStatus::Pending)).await.expect("pending")), ["n-1", "n-2"]);
+    let n2 = store
+        .notifications(&NotificationQuery { after: Some((10, "n-1".into())), limit: 10, ..Default::default() })
+        .await
+        .expect("page");
+    assert_eq!(n2.len(), 1);
+    let to_a = n2[0].deliveries.iter().find(|d| d.destination == "wh_a").expect("wh_a");
+    assert_eq!((to_a.status(), to_a.attempts, to_a.last_error.as_deref()), (DeliveryStatus::Dead, 2, Some("HTTP 500")));
+    let to_nats = n2[0].deliveries.iter().find(|d| d.destination == "nats").expect("nats");
+    assert_eq!((to_nats.status(), to_nats.next_attempt_unix_nanos), (DeliveryStatus::Pending, 7_000));
+
+    // Replay: dead and delivered become pending, due now, attempts from zero.
+    assert_eq!(store.replay_notification("n-2", 8_000).await.expect("replay"), Some(1));
+    assert_eq!(store.replay_notification("nope", 8_000).await.expect("replay"), None);
+    assert!(store.notifications(&list(DeliveryStatus::Dead)).await.expect("dead").is_empty());
+    let claimed = store.claim_deliveries(8_000, 9_000, 10, false).await.expect("claim");
+    assert_eq!(claimed.iter().map(|c| (c.notification.as_str(), c.attempts)).collect::<Vec<_>>(), [("n-2", 1)]);
+
+    // Deleting a webhook buries its pending deliveries.
+    store
+        .insert_notifications(
+            &[NewNotification { destinations: vec!["wh_b".into()], ..notification("n-3", 30) }],
+            9_000,
+        )
+        .await
+        .expect("insert");
+    assert!(store.delete_webhook("wh_b", 9_500).await.expect("delete"));
+    assert!(!store.delete_webhook("wh_b", 9_500).await.expect("delete twice"));
+    assert_eq!(store.webhooks().await.expect("webhooks"), vec![webhook("wh_a")]);
+    assert_eq!(ids(store.notifications(&list(DeliveryStatus::Dead)).await.expect("dead")), ["n-3"]);
+
+    // Watermarks: stored and replaced; the seq never moves back.
+    let mark = |to: i64, seq: i64| Watermark { program: "p".into(), scanned_to_unix_nanos: to, scanned_seq: seq };
+    store.set_watermark(&mark(100, 5)).await.expect("watermark");
+    store.set_watermark(&mark(50, 3)).await.expect("watermark");
+    assert_eq!(store.watermarks().await.expect("watermarks"), vec![mark(50, 5)]);
+    let events = [event("e-1", "m-1", 1), event("e-2", "m-2", 2), event("e-3", "m-1", 3)];
+    let seqs: Vec<i64> = store.append(&events).await.expect("append").iter().map(appended).collect();
+    let changed = store.member_changes_after("net-a-porter", seqs[0]).await.expect("changes");
+    assert_eq!(
+        changed.iter().map(|c| (c.member.as_str(), c.max_seq)).collect::<Vec<_>>(),
+        [("m-1", seqs[2]), ("m-2", seqs[1])]
+    );
+    assert_eq!(store.max_seq().await.expect("max seq"), seqs[2]);
     store.close().await;
 }

@@ -54,6 +54,8 @@ enum Command {
         /// Freeze the service's clock at this instant (RFC 3339), for tests and demos.
         #[arg(long)]
         clock: Option<String>,
+        #[command(flatten)]
+        notify: NotifyArgs,
     },
     /// Starts the service with the three bundled programs and the example members, on
     /// an embedded SQLite file, and prints how to reach it.
@@ -116,6 +118,55 @@ enum AuditAction {
     Verify,
 }
 
+/// Notifications (docs/notifications.md): webhooks always, NATS JetStream when a URL
+/// is given.
+#[derive(clap::Args)]
+struct NotifyArgs {
+    /// Publish notifications to, and consume retailer events from, NATS JetStream.
+    #[arg(long, env = "PALIER_NATS")]
+    nats: Option<String>,
+    /// The durable JetStream consumer reading retailer events.
+    #[arg(long = "nats-consumer", default_value = "palier")]
+    nats_consumer: String,
+    /// The subjects that consumer reads (within the stream PALIER_EVENTS).
+    #[arg(long = "nats-events-filter", default_value = "palier.events.>")]
+    nats_events_filter: String,
+    /// Sends of one notification to one destination before it is a dead letter.
+    #[arg(long = "delivery-attempts", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100))]
+    delivery_attempts: u32,
+    /// The first retry's delay, in milliseconds (doubling after each failure, with jitter).
+    #[arg(long = "delivery-backoff-ms", default_value_t = 1000)]
+    delivery_backoff_ms: u64,
+    /// The longest delay between two retries, in milliseconds.
+    #[arg(long = "delivery-backoff-cap-ms", default_value_t = 3_600_000)]
+    delivery_backoff_cap_ms: u64,
+    /// One webhook request's time limit, in milliseconds.
+    #[arg(long = "delivery-timeout-ms", default_value_t = 10_000)]
+    delivery_timeout_ms: u64,
+    /// How often every member is derived for notifications due by time rules, in seconds.
+    #[arg(long = "notify-full-scan-s", default_value_t = 60)]
+    notify_full_scan_s: u64,
+}
+
+impl NotifyArgs {
+    fn config(&self) -> palier_server::outbox::NotifyConfig {
+        use std::time::Duration;
+        palier_server::outbox::NotifyConfig {
+            nats: self.nats.as_deref().map(|url| palier_server::bus::NatsConfig {
+                url: url.to_string(),
+                consumer: self.nats_consumer.clone(),
+                events_filter: self.nats_events_filter.clone(),
+            }),
+            max_attempts: self.delivery_attempts,
+            backoff_base: Duration::from_millis(self.delivery_backoff_ms),
+            backoff_cap: Duration::from_millis(self.delivery_backoff_cap_ms.max(self.delivery_backoff_ms)),
+            timeout: Duration::from_millis(self.delivery_timeout_ms.max(1)),
+            full_scan_every: Duration::from_secs(self.notify_full_scan_s.max(1)),
+            ..Default::default()
+        }
+    }
+}
+
 #[derive(clap::Args)]
 struct StoreArgs {
     /// The embedded SQLite file (created on first start).
@@ -164,9 +215,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Replay { program, events, as_of } => run_replay(&program, &events, as_of.as_deref()),
         Command::Check { program } => run_check(&program),
-        Command::Serve { program, listen, store, clock } => {
-            runtime().and_then(|rt| rt.block_on(service::serve(&program, listen, &store.location(), clock.as_deref())))
-        }
+        Command::Serve { program, listen, store, clock, notify } => runtime().and_then(|rt| {
+            rt.block_on(service::serve(&program, listen, &store.location(), clock.as_deref(), notify.config()))
+        }),
         Command::Demo { listen, data } => runtime().and_then(|rt| rt.block_on(service::demo(listen, &data))),
         Command::Import { program, events, batch, store } => {
             runtime().and_then(|rt| rt.block_on(service::import(&program, &events, batch, &store.location())))

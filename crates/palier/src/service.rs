@@ -52,6 +52,7 @@ pub async fn serve(
     listen: SocketAddr,
     location: &str,
     clock: Option<&str>,
+    notify: palier_server::outbox::NotifyConfig,
 ) -> Result<ExitCode, String> {
     init_tracing();
     let programs = load_programs(programs)?;
@@ -72,6 +73,7 @@ pub async fn serve(
     }
     let names: Vec<String> = programs.iter().map(|p| p.id.clone()).collect();
     let state = palier_server::start(ServiceConfig { programs, store, admin_key, clock }).await?;
+    state.start_notifications(notify).await?;
     let listener = palier_server::bind(listen).await.map_err(|e| format!("--listen {listen}: {e}"))?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     println!("palier: serving {} on http://{address} (store: {})", names.join(", "), state.store().kind());
@@ -90,6 +92,7 @@ pub async fn demo(listen: SocketAddr, data: &Path) -> Result<ExitCode, String> {
         .await
         .map_err(|e| format!("cannot create the demo key: {e}"))?;
     let state = palier_server::start(ServiceConfig { programs, store, admin_key: None, clock: Clock::System }).await?;
+    state.start_notifications(palier_server::outbox::NotifyConfig::default()).await?;
     for (program, file) in
         [("net-a-porter", "net-a-porter.jsonl"), ("mr-porter", "mr-porter.jsonl"), ("perfone", "perfone.jsonl")]
     {
