@@ -51,8 +51,12 @@ pub fn notifications(program: &Program, member: &Member, from: Timestamp, to: Ti
         if at <= from || at > to {
             return;
         }
+        // Consent as it stood when the notification fell due, not when it is derived.
+        let consented = |channel: ConsentChannel| {
+            member.consents.iter().rev().find(|c| c.channel == channel && c.at <= at).is_some_and(|c| c.granted)
+        };
         let channels: Vec<&'static str> = if marketing {
-            ConsentChannel::ALL.iter().filter(|c| member.consent(**c)).map(|c| c.as_str()).collect()
+            ConsentChannel::ALL.iter().filter(|c| consented(**c)).map(|c| c.as_str()).collect()
         } else {
             ConsentChannel::ALL.iter().map(|c| c.as_str()).collect()
         };
@@ -99,8 +103,12 @@ pub fn notifications(program: &Program, member: &Member, from: Timestamp, to: Ti
         // The tier's term, announced ahead if nothing changes it before.
         if let (Some(until), true) = (happening.until, happening.rule.starts_with("tier_")) {
             let notice = program.calendar.add_days(until, -program.notices.tier_expiring_days);
-            let changed_before = journal[index + 1..].iter().any(|h| h.rule.starts_with("tier_") && h.at <= notice);
-            if notice > at && !changed_before && member.tier.is_some() {
+            // Only if the tier still runs to `until` at the notice: no tier change,
+            // closure or opt-out before it (the state at derivation does not count,
+            // so a window derived late says the same).
+            let ended = |rule: &str| rule.starts_with("tier_") || rule == "member_closed" || rule == "member_opted_out";
+            let changed_before = journal[index + 1..].iter().any(|h| ended(h.rule) && h.at <= notice);
+            if notice > at && !changed_before && happening.tier.is_some() {
                 let data = json!({"tier": tier_name(happening.tier), "until": format_instant(until)});
                 push("tier_expiring", false, notice, format_instant(until), data);
             }

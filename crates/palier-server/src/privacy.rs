@@ -201,6 +201,10 @@ pub async fn erase(
         });
     }
     let within_retention = stored.iter().filter(|e| e.at_unix_nanos >= retention_start).count();
+    // The notifications recorded for the member name the pseudonym too; first, so
+    // that the rewrite's checkpoint leaves no old page of theirs either (a retried
+    // erasure finds them done).
+    store.pseudonymise_outbox(&program_id, member, alias).await.map_err(|e| e.to_string())?;
     // One transaction: if it fails nothing changed, here or in the live state.
     store.rewrite_events(&rewrites).await.map_err(|e| e.to_string())?;
     program.replace_member(member, Id::from(alias), events).map_err(|r| format!("{STORE_FAILED}rebuilding: {r}"))?;
@@ -432,6 +436,28 @@ pub async fn export_member(state: &AppState, program: usize, id: &str) -> Result
         })
         .collect();
     let document = live.document(id, now);
+    let query = palier_store::outbox::NotificationQuery {
+        program: Some(live.program.id.clone()),
+        member: Some(id.to_string()),
+        limit: 10_000,
+        ..Default::default()
+    };
+    let notifications: Vec<Value> = state
+        .inner
+        .store
+        .notifications(&query)
+        .await
+        .map_err(crate::store_failed)?
+        .into_iter()
+        .map(|n| {
+            json!({
+                "id": n.id, "kind": n.kind, "section": n.section,
+                "at": Timestamp::from_nanosecond(i128::from(n.at_unix_nanos)).map(format_instant).ok(),
+                "payload": serde_json::from_str::<Value>(&n.payload).unwrap_or(Value::Null),
+                "deliveries": n.deliveries.iter().map(|d| json!({"destination": d.destination, "status": d.status().as_str(), "attempts": d.attempts})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
     let profile = json!({
         "country": member.country,
         "birth_date": member.birth_date.as_ref().map(|d| d.expose().to_string()),
@@ -471,8 +497,12 @@ pub async fn export_member(state: &AppState, program: usize, id: &str) -> Result
             "issued": member.issued_codes.iter().map(|c| json!({"code": c.code, "promotion": c.promotion, "at": format_instant(c.at)})).collect::<Vec<_>>(),
             "used": member.used_codes.iter().map(|c| json!({"code": c.code, "promotion": c.promotion, "order": c.order})).collect::<Vec<_>>(),
         },
-        "entitlements": [],
-        "notifications": [],
+        "entitlements": member.grants.iter().map(|g| json!({
+            "benefit": g.benefit, "tier": live.program.tiers[g.tier].id, "granted_at": format_instant(g.granted_at),
+            "units": g.units, "used": g.uses.iter().map(|(at, _)| format_instant(*at)).collect::<Vec<_>>(),
+            "expires_at": g.expires_at.map(format_instant), "withdrawn_at": g.withdrawn_at.map(format_instant),
+        })).collect::<Vec<_>>(),
+        "notifications": notifications,
         "stored": {
             "event_log": "every event above, as received (after an erasure: pseudonymised)",
             "audit_log": "operator actions name the member only by pseudonym",

@@ -599,6 +599,34 @@ impl Store {
             .collect())
     }
 
+    /// Erasure: the member's notifications name the pseudonym instead of the id, in
+    /// their rows and in the bodies kept for delivery.
+    pub async fn pseudonymise_outbox(&self, program: &str, member: &str, pseudonym: &str) -> Result<u64, StoreError> {
+        let sql =
+            "UPDATE outbox SET member = $3, payload = replace(payload, $2, $3) WHERE program = $1 AND member = $2";
+        match &self.backend {
+            Backend::Sqlite(s) => {
+                let (sql, program, member, pseudonym) =
+                    (for_sqlite(sql), program.to_string(), member.to_string(), pseudonym.to_string());
+                s.write(move |connection| {
+                    connection
+                        .execute(&sql, rusqlite::params![program, member, pseudonym])
+                        .map(|n| n as u64)
+                        .map_err(write_error("pseudonymising notifications"))
+                })
+                .await
+            }
+            Backend::Postgres(s) => sqlx::query(sql)
+                .bind(program)
+                .bind(member)
+                .bind(pseudonym)
+                .execute(&s.pool)
+                .await
+                .map(|done| done.rows_affected())
+                .map_err(StoreError::query(crate::postgres::KIND, "pseudonymising notifications")),
+        }
+    }
+
     /// Registers a webhook.
     pub async fn insert_webhook(&self, webhook: &Webhook) -> Result<(), StoreError> {
         let sql = "INSERT INTO webhooks (id, url, secret, kinds, created_unix_seconds) VALUES ($1, $2, $3, $4, $5)";

@@ -1,9 +1,8 @@
 //! The staff console: find a member, their timeline, a what-if simulation (the
 //! same core calls as `POST /v1/simulate`: the member's stored history, the
 //! hypothetical events added at their own times, nothing written), the program's
-//! tier distribution as an inline SVG chart, and the notification outbox: palier
-//! keeps none yet (`palier_core::notify` derives notifications; nothing stores or
-//! delivers them), so its two sections say there are none.
+//! tier distribution as an inline SVG chart, and the notification outbox (pending
+//! deliveries and dead letters, `palier_store::outbox`).
 //!
 //! Access: an API key with `members:read`, from the `Authorization` header, from
 //! `?key=` (answered by a redirect that drops the key from the address and sets a
@@ -164,6 +163,52 @@ struct StaffPage {
     as_of_text: String,
     simulation: Option<Simulation>,
     chart: Chart,
+    pending: Vec<OutboxRow>,
+    dead: Vec<OutboxRow>,
+}
+
+/// A notification of the outbox, as the console lists it.
+struct OutboxRow {
+    at: String,
+    member: String,
+    kind: String,
+    destinations: String,
+    error: String,
+}
+
+/// The program's notifications with a delivery in `status` (the latest 20).
+async fn outbox_rows(
+    state: &AppState,
+    f: &Formatter<'_>,
+    program: &str,
+    status: palier_store::outbox::DeliveryStatus,
+) -> Vec<OutboxRow> {
+    let query = palier_store::outbox::NotificationQuery {
+        status: Some(status),
+        program: Some(program.to_string()),
+        limit: 20,
+        ..Default::default()
+    };
+    let records = state.inner.store.notifications(&query).await.unwrap_or_default();
+    records
+        .into_iter()
+        .map(|record| {
+            let deliveries: Vec<_> = record.deliveries.iter().filter(|d| d.status() == status).collect();
+            OutboxRow {
+                at: Timestamp::from_nanosecond(i128::from(record.at_unix_nanos))
+                    .map(|at| f.date_time(at))
+                    .unwrap_or_default(),
+                member: record.member,
+                kind: record.kind,
+                destinations: deliveries
+                    .iter()
+                    .map(|d| format!("{} ({})", d.destination, d.attempts))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                error: deliveries.iter().find_map(|d| d.last_error.clone()).unwrap_or_default(),
+            }
+        })
+        .collect()
 }
 
 #[derive(Deserialize)]
@@ -464,6 +509,7 @@ async fn render(
     let page = Page::new(locale, t.staff_title.to_string(), program.name.clone(), |tag| {
         console_href(tag, Some(&program_ref), Some(&member_ref))
     });
+    let outbox_formatter = Formatter { program, locale, currency: None };
     let template = StaffPage {
         page,
         t,
@@ -487,6 +533,9 @@ async fn render(
         as_of_text,
         simulation,
         chart: chart(state, locale, index).await,
+        pending: outbox_rows(state, &outbox_formatter, &program.id, palier_store::outbox::DeliveryStatus::Pending)
+            .await,
+        dead: outbox_rows(state, &outbox_formatter, &program.id, palier_store::outbox::DeliveryStatus::Dead).await,
     };
     html(StatusCode::OK, template.render(), &[])
 }

@@ -122,7 +122,6 @@ pub struct Text {
     pub dead_letters_title: &'static str,
     pub no_notifications: &'static str,
     pub no_dead_letters: &'static str,
-    pub outbox_missing: &'static str,
 
     // History, one phrase per rule of the timeline.
     pub h_joined: &'static str,
@@ -348,7 +347,6 @@ static EN: Text = Text {
     dead_letters_title: "Dead letters",
     no_notifications: "No notifications.",
     no_dead_letters: "No dead letters.",
-    outbox_missing: "This version of palier keeps no notification outbox yet.",
 
     h_joined: "joined the programme",
     h_joined_tier: "joined the programme at {tier}",
@@ -483,7 +481,6 @@ static FR: Text = Text {
     dead_letters_title: "Notifications en échec",
     no_notifications: "Aucune notification.",
     no_dead_letters: "Aucune notification en échec.",
-    outbox_missing: "Cette version de palier ne tient pas encore de file de notifications.",
 
     h_joined: "inscription au programme",
     h_joined_tier: "inscription au programme, échelon {tier}",
@@ -618,7 +615,6 @@ static RU: Text = Text {
     dead_letters_title: "Недоставленные уведомления",
     no_notifications: "Уведомлений нет.",
     no_dead_letters: "Недоставленных уведомлений нет.",
-    outbox_missing: "Эта версия palier ещё не ведёт очередь уведомлений.",
 
     h_joined: "вступление в программу",
     h_joined_tier: "вступление в программу, уровень {tier}",
@@ -753,7 +749,6 @@ static KO: Text = Text {
     dead_letters_title: "전송 실패 알림",
     no_notifications: "알림이 없습니다.",
     no_dead_letters: "전송 실패 알림이 없습니다.",
-    outbox_missing: "이 버전의 palier에는 아직 알림 대기열이 없습니다.",
 
     h_joined: "프로그램 가입",
     h_joined_tier: "프로그램 가입, {tier} 등급",
