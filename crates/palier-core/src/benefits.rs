@@ -92,7 +92,7 @@ impl Member {
         self.tier_year_end = None;
         let Some(tier) = to else { return };
         let year_end = program.calendar.add_months(at, 12);
-        for benefit in program.tiers[tier].benefits.clone() {
+        for benefit in &program.tiers[tier].benefits {
             match benefit.grant {
                 BenefitGrant::OnReaching if up => self.grant_benefit(program, tier, &benefit, at, None),
                 BenefitGrant::PerTierYear => self.grant_benefit(program, tier, &benefit, at, Some(year_end)),
@@ -145,7 +145,7 @@ impl Member {
             return;
         };
         let year_end = program.calendar.add_months(at, 12);
-        for benefit in program.tiers[tier].benefits.clone() {
+        for benefit in &program.tiers[tier].benefits {
             if benefit.grant == BenefitGrant::PerTierYear {
                 self.grant_benefit(program, tier, &benefit, at, Some(year_end));
             }
@@ -158,7 +158,7 @@ impl Member {
     /// birthday was not scheduled).
     pub(crate) fn benefits_birthday(&mut self, program: &Program, at: Timestamp) {
         let Some(tier) = self.tier else { return };
-        for benefit in program.tiers[tier].benefits.clone() {
+        for benefit in &program.tiers[tier].benefits {
             if benefit.grant == BenefitGrant::OnBirthday {
                 self.grant_benefit(program, tier, &benefit, at, None);
             }

@@ -82,7 +82,8 @@ impl<'p> Engine<'p> {
                 self.sales.add(sale, at);
                 Ok(())
             }
-            EventBody::CodeIssued { member, code, .. } => {
+            EventBody::CodeIssued(issue) => {
+                let (member, code) = (&issue.member, &issue.code);
                 let index = self.member_index(member)?;
                 if self.by_code.get(code).is_some_and(|owner| *owner != index) {
                     return Err(Rejection::new(RejectCode::CodeExists, format!("code: {code:?} already exists")));
@@ -90,30 +91,6 @@ impl<'p> Engine<'p> {
                 self.members[index].apply_event(program, &self.sales, event, OrderLookup::Search)?;
                 self.by_code.insert(code.clone(), index);
                 Ok(())
-            }
-            EventBody::MemberUpdated(update) => {
-                let index = self.member_index(&update.member)?;
-                self.members[index].apply_event(program, &self.sales, event, OrderLookup::Search)
-            }
-            EventBody::ConsentChanged(consent) => {
-                let index = self.member_index(&consent.member)?;
-                self.members[index].apply_event(program, &self.sales, event, OrderLookup::Search)
-            }
-            EventBody::MemberStatus { member, .. }
-            | EventBody::MemberErased { member }
-            | EventBody::BenefitUsed { member, .. }
-            | EventBody::CheckoutReleased { member, .. }
-            | EventBody::PriceAdjustmentRequested { member, .. } => {
-                let index = self.member_index(member)?;
-                self.members[index].apply_event(program, &self.sales, event, OrderLookup::Search)
-            }
-            EventBody::CheckoutHeld(hold) => {
-                let index = self.member_index(&hold.member)?;
-                self.members[index].apply_event(program, &self.sales, event, OrderLookup::Search)
-            }
-            EventBody::LedgerAdjusted(adjustment) => {
-                let index = self.member_index(&adjustment.member)?;
-                self.members[index].apply_event(program, &self.sales, event, OrderLookup::Search)
             }
             EventBody::OrderPlaced(order) => {
                 let index = self.member_index(&order.member)?;
@@ -133,6 +110,12 @@ impl<'p> Engine<'p> {
             | EventBody::OrderCancelled { order, .. } => {
                 let (member, order) = self.by_order.get(order).copied().ok_or_else(|| unknown_order(order))?;
                 self.members[member].apply_event(program, &self.sales, event, OrderLookup::Indexed(order))
+            }
+            // Every other event names its member.
+            body => {
+                let member = body.member().unwrap_or_default();
+                let index = self.member_index(member)?;
+                self.members[index].apply_event(program, &self.sales, event, OrderLookup::Search)
             }
         }
     }

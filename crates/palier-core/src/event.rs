@@ -128,7 +128,7 @@ pub struct Event {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EventBody {
-    MemberRegistered(Registration),
+    MemberRegistered(Box<Registration>),
     MemberUpdated(Box<ProfileUpdate>),
     MemberStatus {
         member: Id,
@@ -147,11 +147,7 @@ pub enum EventBody {
         lines: Option<Vec<LineQuantity>>,
     },
     /// `code.issued`: a one-time code of a promotion sent to one member.
-    CodeIssued {
-        member: Id,
-        code: Id,
-        promotion: Id,
-    },
+    CodeIssued(Box<CodeIssue>),
     /// `checkout.held`: codes, points and store credit held for a checkout.
     CheckoutHeld(Box<Hold>),
     /// `checkout.released`: a hold given up before it is used.
@@ -164,11 +160,7 @@ pub enum EventBody {
     /// `sale.started`: sale prices for SKUs and sizes, from the event's `at`.
     SaleStarted(Box<Sale>),
     /// `price_adjustment.requested`: a member asks for the sale price of a line.
-    PriceAdjustmentRequested {
-        member: Id,
-        order: Id,
-        line: Id,
-    },
+    PriceAdjustmentRequested(Box<AdjustmentRequest>),
     /// `consent.changed`: marketing consent on one channel given or withdrawn.
     ConsentChanged(Box<Consent>),
     /// `member.erased`: the member's personal data was replaced by a pseudonym (the
@@ -203,6 +195,22 @@ pub struct Consent {
     pub source: Id,
     /// The version of the consent text agreed to.
     pub text_version: Id,
+}
+
+/// `code.issued` (boxed: events stay small in memory).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CodeIssue {
+    pub member: Id,
+    pub code: Id,
+    pub promotion: Id,
+}
+
+/// `price_adjustment.requested` (boxed: events stay small in memory).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdjustmentRequest {
+    pub member: Id,
+    pub order: Id,
+    pub line: Id,
 }
 
 /// What a checkout holds until it is committed, released or expires.
@@ -276,9 +284,9 @@ impl EventBody {
             | EventBody::MemberErased { member }
             | EventBody::BenefitUsed { member, .. } => Some(member),
             EventBody::OrderPlaced(order) => Some(&order.member),
-            EventBody::CodeIssued { member, .. }
-            | EventBody::CheckoutReleased { member, .. }
-            | EventBody::PriceAdjustmentRequested { member, .. } => Some(member),
+            EventBody::CodeIssued(issue) => Some(&issue.member),
+            EventBody::PriceAdjustmentRequested(request) => Some(&request.member),
+            EventBody::CheckoutReleased { member, .. } => Some(member),
             EventBody::CheckoutHeld(hold) => Some(&hold.member),
             EventBody::LedgerAdjusted(adjustment) => Some(&adjustment.member),
             _ => None,
@@ -686,7 +694,7 @@ impl Checker {
                         ),
                     ));
                 }
-                EventBody::MemberRegistered(registration)
+                EventBody::MemberRegistered(Box::new(registration))
             }
             "member.updated" => EventBody::MemberUpdated(Box::new(ProfileUpdate {
                 member: self.id(MEMBER, raw.member.as_deref())?,
@@ -735,11 +743,11 @@ impl Checker {
                 let lines = raw.lines.map(|l| self.line_quantities(l, false)).transpose()?;
                 EventBody::OrderCancelled { order, lines }
             }
-            "code.issued" => EventBody::CodeIssued {
+            "code.issued" => EventBody::CodeIssued(Box::new(CodeIssue {
                 member: self.id(MEMBER, raw.member.as_deref())?,
                 code: self.id(Field::Top("code"), raw.code.as_deref())?,
                 promotion: self.id(Field::Top("promotion"), raw.promotion.as_deref())?,
-            },
+            })),
             "checkout.held" => EventBody::CheckoutHeld(Box::new(self.hold(raw, at)?)),
             "checkout.released" => EventBody::CheckoutReleased {
                 member: self.id(MEMBER, raw.member.as_deref())?,
@@ -747,11 +755,11 @@ impl Checker {
             },
             "ledger.adjusted" => EventBody::LedgerAdjusted(Box::new(self.adjustment(raw, at)?)),
             "sale.started" => EventBody::SaleStarted(Box::new(self.sale(raw)?)),
-            "price_adjustment.requested" => EventBody::PriceAdjustmentRequested {
+            "price_adjustment.requested" => EventBody::PriceAdjustmentRequested(Box::new(AdjustmentRequest {
                 member: self.id(MEMBER, raw.member.as_deref())?,
                 order: self.id(ORDER, raw.order.as_deref())?,
                 line: self.id(Field::Top("line"), raw.line.as_deref())?,
-            },
+            })),
             other => {
                 return Err(Rejection::new(
                     RejectCode::UnknownEventType,

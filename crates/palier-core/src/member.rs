@@ -497,15 +497,15 @@ impl Member {
                 let index = order_index(self, id)?;
                 self.remove_units(program, index, lines.as_deref(), at)
             }
-            EventBody::CodeIssued { code, promotion, .. } => self.issue_code(program, code, promotion, at),
+            EventBody::CodeIssued(issue) => self.issue_code(program, &issue.code, &issue.promotion, at),
             EventBody::CheckoutHeld(hold) => self.hold(program, hold, at),
             EventBody::CheckoutReleased { hold, .. } => self.release_hold(hold, at),
             EventBody::LedgerAdjusted(adjustment) => self.adjust(program, adjustment, at),
             EventBody::SaleStarted(_) => Ok(()),
             EventBody::BenefitUsed { benefit, .. } => self.use_benefit(program, benefit, &event.id, at),
-            EventBody::PriceAdjustmentRequested { order, line, .. } => {
-                let index = order_index(self, order)?;
-                self.sale_price_adjustment(program, sales, index, line, at)
+            EventBody::PriceAdjustmentRequested(request) => {
+                let index = order_index(self, &request.order)?;
+                self.sale_price_adjustment(program, sales, index, &request.line, at)
             }
         }
     }
@@ -696,8 +696,11 @@ impl Member {
                 format!("currency: the order is in {} but member {:?} earns in {currency}", order.currency, self.id),
             ));
         }
-        if let Some(age) = self.age_on(program.calendar.civil(at).date())
-            && age < ORDER_AGE
+        // The 18th birthday at 00:00 program time, from the birth date (a Feb 29 birth
+        // turns 18 on Mar 1 in common years): one comparison per order.
+        if let Some(birth) = self.birth_date.as_ref().map(|b| *b.expose())
+            && at < adult_from(program, birth)
+            && let Some(age) = self.age_on(program.calendar.civil(at).date())
         {
             return Err(reject(
                 RejectCode::UnderAge,
@@ -1817,6 +1820,13 @@ pub fn returns_window_close(program: &Program, placed_at: Timestamp, delivered_a
         .filter_map(|w| Calendar::clamped_date(placed.year() + 1, w.closes.0, w.closes.1))
         .map(|date| calendar.start_of_day(date))
         .fold(plain, Timestamp::max)
+}
+
+/// When someone born on `birth` reaches the order age, in the program's zone.
+fn adult_from(program: &Program, birth: Date) -> Timestamp {
+    let year = birth.year() + ORDER_AGE;
+    let date = Date::new(year, birth.month(), birth.day()).or_else(|_| Date::new(year, 3, 1)).unwrap_or(birth);
+    program.calendar.start_of_day(date)
 }
 
 /// A refused sale price adjustment: `adjustment_refused`, then the reason.

@@ -268,7 +268,8 @@ impl Replay {
             let Ok((program, event)) = &line.event else { continue };
             match &event.body {
                 EventBody::SaleStarted(sale) => sales[*program].add(sale, at),
-                EventBody::CodeIssued { member, code, promotion } => {
+                EventBody::CodeIssued(issue) => {
+                    let (member, code, promotion) = (&issue.member, &issue.code, &issue.promotion);
                     let terms = &programs[*program];
                     let valid = terms.code(promotion).is_some_and(|p| p.one_time) && terms.code(code).is_none();
                     match codes.get(&(*program, code.as_str())) {

@@ -88,7 +88,8 @@ impl LiveProgram {
         }
         let member = self.member_of(&event)?;
         let issued = match &event.body {
-            EventBody::CodeIssued { code, .. } => {
+            EventBody::CodeIssued(issue) => {
+                let code = &issue.code;
                 if read(&self.codes).get(code).is_some_and(|owner| *owner != member) {
                     return Err(Rejection::new(RejectCode::CodeExists, format!("code: {code:?} already exists")));
                 }
@@ -166,7 +167,7 @@ impl LiveProgram {
             match &event.body {
                 EventBody::OrderPlaced(order) => orders.push(order.order.clone()),
                 EventBody::CheckoutHeld(hold) => holds.push(hold.hold.clone()),
-                EventBody::CodeIssued { code, .. } => codes.push(code.clone()),
+                EventBody::CodeIssued(issue) => codes.push(issue.code.clone()),
                 _ => {}
             }
             history.add(&self.program, &sales, event, seq)?;
