@@ -94,9 +94,9 @@ impl Member {
         let year_end = program.calendar.add_months(at, 12);
         for benefit in &program.tiers[tier].benefits {
             match benefit.grant {
-                BenefitGrant::OnReaching if up => self.grant_benefit(program, tier, &benefit, at, None),
-                BenefitGrant::PerTierYear => self.grant_benefit(program, tier, &benefit, at, Some(year_end)),
-                BenefitGrant::WhileHeld => self.grant_benefit(program, tier, &benefit, at, None),
+                BenefitGrant::OnReaching if up => self.grant_benefit(program, tier, benefit, at, None),
+                BenefitGrant::PerTierYear => self.grant_benefit(program, tier, benefit, at, Some(year_end)),
+                BenefitGrant::WhileHeld => self.grant_benefit(program, tier, benefit, at, None),
                 _ => {}
             }
         }
@@ -147,7 +147,7 @@ impl Member {
         let year_end = program.calendar.add_months(at, 12);
         for benefit in &program.tiers[tier].benefits {
             if benefit.grant == BenefitGrant::PerTierYear {
-                self.grant_benefit(program, tier, &benefit, at, Some(year_end));
+                self.grant_benefit(program, tier, benefit, at, Some(year_end));
             }
         }
         self.tier_year_end = Some(year_end);
@@ -160,7 +160,7 @@ impl Member {
         let Some(tier) = self.tier else { return };
         for benefit in &program.tiers[tier].benefits {
             if benefit.grant == BenefitGrant::OnBirthday {
-                self.grant_benefit(program, tier, &benefit, at, None);
+                self.grant_benefit(program, tier, benefit, at, None);
             }
         }
     }
