@@ -89,6 +89,7 @@ impl Member {
         for benefit in withdrawn {
             self.note(Happening { benefit: Some(benefit), ..Happening::new(at, "benefit_withdrawn") });
         }
+        self.forget_unused_closed_grants(at);
         self.tier_year_end = None;
         let Some(tier) = to else { return };
         let year_end = program.calendar.add_months(at, 12);
@@ -144,6 +145,7 @@ impl Member {
             self.tier_year_end = None;
             return;
         };
+        self.forget_unused_closed_grants(at);
         let year_end = program.calendar.add_months(at, 12);
         for benefit in &program.tiers[tier].benefits {
             if benefit.grant == BenefitGrant::PerTierYear {
@@ -163,6 +165,13 @@ impl Member {
                 self.grant_benefit(program, tier, benefit, at, None);
             }
         }
+    }
+
+    /// Grants withdrawn or lapsed without a unit used say nothing any more (the
+    /// journal keeps that they were granted): they are dropped, so a member's grants
+    /// do not pile up year after year.
+    fn forget_unused_closed_grants(&mut self, at: Timestamp) {
+        self.grants.retain(|grant| grant.is_open(at) || !grant.uses.is_empty());
     }
 
     /// Whether any tier gives a birthday benefit.
