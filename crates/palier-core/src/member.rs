@@ -99,15 +99,30 @@ pub struct LineState {
     pub eligible_removed: Minor,
     pub points: i64,
     pub points_removed: i64,
-    pub redeemed: i64,
-    pub redeemed_removed: i64,
-    /// Store credit paid for the line, and given back so far.
-    pub credit: i64,
-    pub credit_removed: i64,
+    /// Points and store credit the order paid for this line, and what came back:
+    /// only for orders paying with either (most lines carry nothing here).
+    pub paid: Option<Box<LinePaid>>,
     /// What a sale price adjustment needs, kept only for full-price lines (not on
     /// sale, no discount, no code on the order) of programs that offer one: most
     /// lines carry nothing here.
     pub adjustable: Option<Box<Adjustable>>,
+}
+
+/// What one line's order paid with points and store credit, and what came back.
+#[derive(Clone, Debug, Default)]
+pub struct LinePaid {
+    pub redeemed: i64,
+    pub redeemed_removed: i64,
+    pub credit: i64,
+    pub credit_removed: i64,
+}
+
+/// The lots an order's points and store credit came from (points, expires_at), not
+/// given back yet.
+#[derive(Clone, Debug, Default)]
+pub struct OrderPaid {
+    pub redeemed_portions: Vec<Lot>,
+    pub credit_portions: Vec<Lot>,
 }
 
 /// A full-price line that a sale price adjustment may concern.
@@ -137,10 +152,9 @@ pub struct OrderState {
     pub applies_at: Option<Timestamp>,
     pub applied: bool,
     pub points_available: bool,
-    /// Points paid with, by lot, not yet given back: (points, expires_at).
-    pub redeemed_portions: Vec<Lot>,
-    /// Store credit paid with, by lot, not yet given back.
-    pub credit_portions: Vec<Lot>,
+    /// The lots points and store credit were paid from, not yet given back: only for
+    /// orders paying with either.
+    pub paid: Option<Box<OrderPaid>>,
     pub currency: Currency,
 }
 
@@ -769,10 +783,13 @@ impl Member {
                     eligible_removed: Minor::ZERO,
                     points: points_split.share(i, weight),
                     points_removed: 0,
-                    redeemed: redeemed_split.share(i, weight),
-                    redeemed_removed: 0,
-                    credit: credit_split.share(i, weight),
-                    credit_removed: 0,
+                    paid: (redeemed > 0 || credit_spent > 0).then(|| {
+                        Box::new(LinePaid {
+                            redeemed: redeemed_split.share(i, weight),
+                            credit: credit_split.share(i, weight),
+                            ..LinePaid::default()
+                        })
+                    }),
                     adjustable: (full_price_order && !line.on_sale && line.discount == Minor::ZERO).then(|| {
                         Box::new(Adjustable {
                             sku: line.sku.clone(),
@@ -796,8 +813,8 @@ impl Member {
             applies_at: None,
             applied: false,
             points_available: false,
-            redeemed_portions: portions,
-            credit_portions,
+            paid: (redeemed > 0 || credit_spent > 0)
+                .then(|| Box::new(OrderPaid { redeemed_portions: portions, credit_portions })),
             currency: order.currency,
         });
         self.note(Happening {
@@ -1004,22 +1021,27 @@ impl Member {
             let value =
                 partial_share(line.eligible.0, line.quantity, line.removed_units, line.eligible_removed.0, quantity);
             let points = partial_share(line.points, line.quantity, line.removed_units, line.points_removed, quantity);
-            let redeemed =
-                partial_share(line.redeemed, line.quantity, line.removed_units, line.redeemed_removed, quantity);
-            let credit = partial_share(line.credit, line.quantity, line.removed_units, line.credit_removed, quantity);
-            line.credit_removed += credit;
-            credit_back += credit;
+            if let Some(paid) = &mut line.paid {
+                let (units, removed_units) = (line.quantity, line.removed_units);
+                let redeemed = partial_share(paid.redeemed, units, removed_units, paid.redeemed_removed, quantity);
+                let credit = partial_share(paid.credit, units, removed_units, paid.credit_removed, quantity);
+                paid.redeemed_removed += redeemed;
+                paid.credit_removed += credit;
+                given_back += redeemed;
+                credit_back += credit;
+            }
             line.removed_units += quantity;
             line.eligible_removed.0 += value;
             line.points_removed += points;
-            line.redeemed_removed += redeemed;
             burned += points;
-            given_back += redeemed;
             removed.0 += value;
         }
         // Store credit is the customer's money, not rewards value: it comes back even
         // to a closed account (decisions D31).
-        let credit_portions = take_latest_first(&mut order.credit_portions, credit_back);
+        let credit_portions = match &mut order.paid {
+            Some(paid) => take_latest_first(&mut paid.credit_portions, credit_back),
+            None => Vec::new(),
+        };
         let order_id = order.order.clone();
         for portion in credit_portions.into_iter().filter(|p| p.expires_at > at) {
             self.credit_store(at, Reason::GivenBack, portion.points, portion.expires_at, Some(&order_id), None);
@@ -1028,7 +1050,10 @@ impl Member {
         if self.wiped {
             return Ok(());
         }
-        let portions = take_latest_first(&mut order.redeemed_portions, given_back);
+        let portions = match &mut order.paid {
+            Some(paid) => take_latest_first(&mut paid.redeemed_portions, given_back),
+            None => Vec::new(),
+        };
         let was_earning = order.earning;
         let points_were_available = order.points_available;
         let id = order.order.clone();

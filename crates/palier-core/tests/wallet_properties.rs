@@ -936,8 +936,11 @@ fn check(run: &Run, at: Timestamp, stats: &mut Stats) -> Result<(), String> {
                 .map(|e| e.amount)
                 .sum()
         };
-        let redeemed: i64 = order.lines.iter().map(|l| l.redeemed).sum();
-        let credit_paid: i64 = order.lines.iter().map(|l| l.credit).sum();
+        let paid = |f: fn(&palier_core::member::LinePaid) -> i64| -> i64 {
+            order.lines.iter().filter_map(|l| l.paid.as_deref()).map(f).sum()
+        };
+        let redeemed = paid(|p| p.redeemed);
+        let credit_paid = paid(|p| p.credit);
         let earned: i64 = order.lines.iter().map(|l| l.points).sum();
         let burned: i64 = order.lines.iter().map(|l| l.points_removed).sum();
         let checks = [
@@ -953,8 +956,8 @@ fn check(run: &Run, at: Timestamp, stats: &mut Stats) -> Result<(), String> {
         }
         let back_points = of(LedgerKind::Points, &[Reason::GivenBack]);
         let back_credit = of(LedgerKind::StoreCredit, &[Reason::GivenBack]);
-        let removed_points: i64 = order.lines.iter().map(|l| l.redeemed_removed).sum();
-        let removed_credit: i64 = order.lines.iter().map(|l| l.credit_removed).sum();
+        let removed_points = paid(|p| p.redeemed_removed);
+        let removed_credit = paid(|p| p.credit_removed);
         if back_points > removed_points || back_credit > removed_credit {
             return Err(format!(
                 "order {id}: gave back {back_points} points and {back_credit} credit, more than the {removed_points} \
