@@ -30,6 +30,7 @@ use crate::fixtures::{
 };
 use crate::load::{self, Http, Plan, Report, millis};
 use crate::read::hello_server;
+use crate::read::vs_hello;
 use crate::workers::{Getter, HoldCommitter, PgRowLoop, Quoter, SqliteRowLoop};
 use crate::{Common, best};
 
@@ -128,28 +129,15 @@ pub async fn quote(common: &Common, members: u32, connections: usize) -> Result<
     palier.stop().await;
     result?;
     let (quotes, hellos) = (quotes.ok_or("no run")?, hellos.ok_or("no run")?);
-    let ratio = quotes.rate() / hellos.rate();
-    Ok(vec![
-        ResultRow {
-            measure: format!(
-                "quote: 5-line basket + FIRST10, {} members, {connections} conns, req/s (vs axum hello)",
-                thousands(u64::from(members))
-            ),
-            palier: per_second(quotes.rate()),
-            baseline: per_second(hellos.rate()),
-            ratio: format!("{:.0} %", ratio * 100.0),
-            goal: ">= 25 %".into(),
-            met: Some(ratio >= 0.25),
-        },
-        ResultRow {
-            measure: "quote: latency p50 / p99".into(),
-            palier: format!("{} / {}", millis(quotes.p50), millis(quotes.p99)),
-            baseline: format!("{} / {}", millis(hellos.p50), millis(hellos.p99)),
-            ratio: "-".into(),
-            goal: "-".into(),
-            met: None,
-        },
-    ])
+    Ok(vs_hello(
+        format!(
+            "quote: 5-line basket + FIRST10, {} members, {connections} conns, req/s (vs axum hello)",
+            thousands(u64::from(members))
+        ),
+        "quote",
+        &quotes,
+        &hellos,
+    ))
 }
 
 // ---- hold-commit ---------------------------------------------------------------------------

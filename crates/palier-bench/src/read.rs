@@ -52,26 +52,37 @@ pub async fn read(common: &Common, members: u32, connections: usize) -> Result<V
     palier.stop().await;
     result?;
     let (reads, hellos) = (reads.ok_or("no run")?, hellos.ok_or("no run")?);
-    let ratio = reads.rate() / hellos.rate();
-    Ok(vec![
+    Ok(vs_hello(
+        format!(
+            "read: GET member, {} members, {connections} conns, req/s (vs axum hello)",
+            thousands(u64::from(members))
+        ),
+        "read",
+        &reads,
+        &hellos,
+    ))
+}
+
+/// The two rows of a benchmark measured against the axum hello-world in the same
+/// run: requests per second (goal: at least 25 % of hello) and latency.
+pub(crate) fn vs_hello(measure: String, label: &str, palier: &Report, hellos: &Report) -> Vec<ResultRow> {
+    let ratio = palier.rate() / hellos.rate();
+    vec![
         ResultRow {
-            measure: format!(
-                "read: GET member, {} members, {connections} conns, req/s (vs axum hello)",
-                thousands(u64::from(members))
-            ),
-            palier: per_second(reads.rate()),
+            measure,
+            palier: per_second(palier.rate()),
             baseline: per_second(hellos.rate()),
             ratio: format!("{:.0} %", ratio * 100.0),
             goal: ">= 25 %".into(),
             met: Some(ratio >= 0.25),
         },
         ResultRow {
-            measure: "read: latency p50 / p99".into(),
-            palier: format!("{} / {}", millis(reads.p50), millis(reads.p99)),
+            measure: format!("{label}: latency p50 / p99"),
+            palier: format!("{} / {}", millis(palier.p50), millis(palier.p99)),
             baseline: format!("{} / {}", millis(hellos.p50), millis(hellos.p99)),
             ratio: "-".into(),
             goal: "-".into(),
             met: None,
         },
-    ])
+    ]
 }
