@@ -13,7 +13,10 @@ use crate::sales::Sales;
 #[derive(Clone, Debug)]
 pub struct Engine<'p> {
     program: &'p Program,
-    members: Vec<Member>,
+    /// Boxed: a member is some 600 bytes, and a vector of them would copy every
+    /// member and keep up to as much room again unused each time it grows.
+    #[expect(clippy::vec_box, reason = "members are large and numerous; see above")]
+    members: Vec<Box<Member>>,
     by_member: FxHashMap<Id, usize>,
     /// order id → (member index, order index within the member)
     by_order: FxHashMap<Id, (usize, usize)>,
@@ -43,12 +46,12 @@ impl<'p> Engine<'p> {
         self.program
     }
 
-    pub fn members(&self) -> &[Member] {
-        &self.members
+    pub fn members(&self) -> impl Iterator<Item = &Member> {
+        self.members.iter().map(|m| &**m)
     }
 
     pub fn member(&self, id: &str) -> Option<&Member> {
-        self.by_member.get(id).map(|i| &self.members[*i])
+        self.by_member.get(id).map(|i| &*self.members[*i])
     }
 
     /// Applies one event at its `at`. Events must come in order of `at`; the time
@@ -75,7 +78,7 @@ impl<'p> Engine<'p> {
                     ));
                 }
                 self.by_member.insert(registration.member.clone(), self.members.len());
-                self.members.push(Member::register(program, registration, at));
+                self.members.push(Box::new(Member::register(program, registration, at)));
                 Ok(())
             }
             EventBody::SaleStarted(sale) => {
@@ -137,7 +140,7 @@ impl<'p> Engine<'p> {
     /// Every member's document at `as_of`, sorted by member id. Call
     /// [`Engine::advance_all`] first.
     pub fn documents(&self, as_of: Timestamp) -> Vec<MemberDocument> {
-        let mut order: Vec<&Member> = self.members.iter().collect();
+        let mut order: Vec<&Member> = self.members().collect();
         order.sort_unstable_by(|a, b| a.id.cmp(&b.id));
         order.into_iter().map(|m| m.document(self.program, as_of)).collect()
     }

@@ -23,6 +23,7 @@ pub mod promo;
 pub mod replay;
 pub mod sales;
 pub mod split;
+pub mod stream;
 
 pub use document::MemberDocument;
 pub use engine::Engine;

@@ -8,7 +8,7 @@ use rustc_hash::FxHashMap;
 
 use crate::document::MemberDocument;
 use crate::engine::Engine;
-use crate::event::{Event, EventBody, RejectCode, Rejection, parse_event, sniff_id};
+use crate::event::{CodeIssue, Event, EventBody, Id, RejectCode, Rejection, parse_event, sniff_id};
 use crate::program::Program;
 use crate::sales::Sales;
 
@@ -47,7 +47,7 @@ struct ParsedLine {
     number: usize,
     /// The event and the index of its program, or why it was rejected and the id
     /// read from the line if any.
-    event: Result<(usize, Event), (Rejection, Option<String>)>,
+    event: Parsed,
     /// Lines sharing an event id: the position of the id's first line (`NONE` for
     /// an id used once) and a body class, equal for bodies that are equal JSON
     /// values (decisions D7).
@@ -86,26 +86,16 @@ impl<'p> ReplayParser<'p> {
     /// Parses the lines of `chunk`, the next piece of the input. A chunk must end at
     /// the end of a line (or of the input).
     pub fn push(&mut self, chunk: &[u8]) {
-        let mut raw: Vec<(usize, u64, &[u8])> = Vec::new();
-        let mut start = 0;
-        for piece in chunk.split_inclusive(|b| *b == b'\n') {
-            self.line_count += 1;
-            let bytes = piece.strip_suffix(b"\n").unwrap_or(piece);
-            if !bytes.iter().all(u8::is_ascii_whitespace) {
-                raw.push((self.line_count, self.offset + start as u64, bytes));
-            }
-            start += piece.len();
-        }
+        let raw = split_lines(chunk, &mut self.line_count, self.offset);
         self.offset += chunk.len() as u64;
         let programs = self.programs;
-        let parse_one = |(number, _, bytes): &(usize, u64, &[u8])| -> ParsedLine {
-            let event = match std::str::from_utf8(bytes) {
-                Ok(text) => parse_line(programs, text).map_err(|rejection| (rejection, sniff_id(text))),
-                Err(_) => Err((Rejection::new(RejectCode::InvalidJson, "the line is not UTF-8"), None)),
-            };
-            ParsedLine { number: *number, event, repeat_of: NONE, body_class: 0 }
-        };
         let mut parsed: Vec<ParsedLine> = Vec::new();
+        let parse_one = |line: &RawLine<'_>| ParsedLine {
+            number: line.number,
+            event: parse_piece(programs, line.bytes),
+            repeat_of: NONE,
+            body_class: 0,
+        };
         let pool = (self.threads > 1 && raw.len() > 4096)
             .then(|| rayon::ThreadPoolBuilder::new().num_threads(self.threads).build().ok())
             .flatten();
@@ -116,7 +106,7 @@ impl<'p> ReplayParser<'p> {
             None => parsed = raw.iter().map(parse_one).collect(),
         }
         self.lines.append(&mut parsed);
-        self.spans.extend(raw.iter().map(|(_, offset, bytes)| (*offset, bytes.len() as u32)));
+        self.spans.extend(raw.iter().map(|line| (line.offset, line.bytes.len() as u32)));
     }
 
     /// Settles which lines share an event id and whether their bodies are equal JSON
@@ -261,31 +251,21 @@ impl Replay {
         rejections: &mut Vec<RejectedLine>,
     ) -> (Vec<Sales>, Vec<(Timestamp, usize)>) {
         let mut sales: Vec<Sales> = programs.iter().map(|_| Sales::new()).collect();
-        let mut codes: FxHashMap<(usize, &str), &str> = FxHashMap::default();
+        let mut codes = CodeOwners::default();
         let mut left = Vec::with_capacity(due.len());
         for (at, position) in due {
             let line = &self.lines[position];
             let Ok((program, event)) = &line.event else { continue };
             match &event.body {
                 EventBody::SaleStarted(sale) => sales[*program].add(sale, at),
-                EventBody::CodeIssued(issue) => {
-                    let (member, code, promotion) = (&issue.member, &issue.code, &issue.promotion);
-                    let terms = &programs[*program];
-                    let valid = terms.code(promotion).is_some_and(|p| p.one_time) && terms.code(code).is_none();
-                    match codes.get(&(*program, code.as_str())) {
-                        Some(owner) if *owner != member.as_str() => rejections.push(RejectedLine {
-                            line: line.number,
-                            event_id: Some(event.id.to_string()),
-                            rejection: Rejection::new(RejectCode::CodeExists, format!("code: {code:?} already exists")),
-                        }),
-                        _ => {
-                            if valid {
-                                codes.insert((*program, code.as_str()), member.as_str());
-                            }
-                            left.push((at, position));
-                        }
-                    }
-                }
+                EventBody::CodeIssued(issue) => match codes.claim(programs, *program, issue) {
+                    Ok(()) => left.push((at, position)),
+                    Err(rejection) => rejections.push(RejectedLine {
+                        line: line.number,
+                        event_id: Some(event.id.to_string()),
+                        rejection,
+                    }),
+                },
                 _ => left.push((at, position)),
             }
         }
@@ -501,11 +481,68 @@ fn repeated_ids(lines: &[ParsedLine], threads: usize) -> Vec<(usize, usize)> {
 }
 
 /// Threads worth using for `work` lines: all cores for large inputs, one for small.
-fn threads_for(work: usize) -> usize {
+pub(crate) fn threads_for(work: usize) -> usize {
     if work < 20_000 {
         return 1;
     }
     std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+}
+
+/// The one-time codes issued so far and the member each went to first, per program.
+#[derive(Default)]
+pub(crate) struct CodeOwners(FxHashMap<(usize, Id), Id>);
+
+impl CodeOwners {
+    /// Settles a `code.issued` before members are applied apart: a code already
+    /// issued to another member is refused `code_exists`.
+    pub(crate) fn claim(&mut self, programs: &[Program], program: usize, issue: &CodeIssue) -> Result<(), Rejection> {
+        let (member, code) = (&issue.member, &issue.code);
+        let terms = &programs[program];
+        let key = (program, code.clone());
+        if self.0.get(&key).is_some_and(|owner| owner != member) {
+            return Err(Rejection::new(RejectCode::CodeExists, format!("code: {code:?} already exists")));
+        }
+        if terms.code(&issue.promotion).is_some_and(|p| p.one_time) && terms.code(code).is_none() {
+            self.0.insert(key, member.clone());
+        }
+        Ok(())
+    }
+}
+
+/// One non-blank input line: its number (from 1, blank lines counted), where it
+/// starts in the input, and its bytes without the line feed.
+pub(crate) struct RawLine<'a> {
+    pub number: usize,
+    pub offset: u64,
+    pub bytes: &'a [u8],
+}
+
+/// The non-blank lines of `chunk`, which starts at byte `offset` of the input after
+/// `line_count` lines (updated).
+pub(crate) fn split_lines<'a>(chunk: &'a [u8], line_count: &mut usize, offset: u64) -> Vec<RawLine<'a>> {
+    let mut raw = Vec::with_capacity(chunk.len() / 128);
+    let mut start = 0;
+    for piece in chunk.split_inclusive(|b| *b == b'\n') {
+        *line_count += 1;
+        let bytes = piece.strip_suffix(b"\n").unwrap_or(piece);
+        if !bytes.iter().all(u8::is_ascii_whitespace) {
+            raw.push(RawLine { number: *line_count, offset: offset + start as u64, bytes });
+        }
+        start += piece.len();
+    }
+    raw
+}
+
+/// What one line holds: the event and the index of its program, or why it was
+/// rejected and the id read from the line if any.
+pub(crate) type Parsed = Result<(usize, Event), (Rejection, Option<String>)>;
+
+/// Parses one line's bytes (see [`parse_line`]).
+pub(crate) fn parse_piece(programs: &[Program], bytes: &[u8]) -> Parsed {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => parse_line(programs, text).map_err(|rejection| (rejection, sniff_id(text))),
+        Err(_) => Err((Rejection::new(RejectCode::InvalidJson, "the line is not UTF-8"), None)),
+    }
 }
 
 /// Parses one line and checks what needs no state: the event itself and the
@@ -531,5 +568,20 @@ fn parse_line(programs: &[Program], text: &str) -> Result<(usize, Event), Reject
 /// Replays `input` (JSON Lines) against `programs` up to `as_of` (default: the
 /// latest event's `at`).
 pub fn replay(programs: &[Program], input: &[u8], as_of: Option<Timestamp>) -> ReplayOutput {
-    Replay::parse(programs, input).run(programs, as_of)
+    replay_with_threads(programs, input, as_of, threads_for(input.len() / 256))
+}
+
+/// [`replay`] on `threads` threads: in one pass when the input is nearly in order
+/// of `at` ([`crate::stream`]), else parsed whole and sorted. The output depends
+/// on neither.
+pub fn replay_with_threads(
+    programs: &[Program],
+    input: &[u8],
+    as_of: Option<Timestamp>,
+    threads: usize,
+) -> ReplayOutput {
+    match crate::stream::stream_slice(programs, input, as_of, threads) {
+        Ok(output) => output,
+        Err(_) => Replay::parse_with_threads(programs, input, threads).run_with_threads(programs, as_of, threads),
+    }
 }

@@ -19,6 +19,7 @@ use palier_core::member::returns_window_close;
 use palier_core::money::{Currency, Minor};
 use palier_core::replay::ReplayOutput;
 use palier_core::split::{partial_share, split_pro_rata};
+use palier_core::stream::stream_slice_in_pieces;
 use palier_core::{Engine, Program, RejectCode, Replay, parse_event, replay};
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -696,6 +697,25 @@ proptest! {
             let programs = std::slice::from_ref(program);
             let parallel = Replay::parse(programs, input.as_bytes()).run_with_threads(programs, as_of, 3);
             prop_assert_eq!(&mixed, &parallel, "{}: 3 threads differ from 1\n{}", program.id, show(&shuffled));
+            // The one-pass replay, a line per piece, on one and on three shards: when
+            // it goes through it gives exactly what the general replay gives; in
+            // order of `at`, on one shard, it always goes through.
+            let general = Replay::parse(programs, text(&lines).as_bytes()).run_with_threads(programs, as_of, 1);
+            let ordered = text(&lines);
+            for (input, expected) in [(ordered.as_bytes(), &general), (input.as_bytes(), &parallel)] {
+                for threads in [1, 3] {
+                    match stream_slice_in_pieces(programs, input, as_of, threads, 1) {
+                        Ok(streamed) => prop_assert_eq!(
+                            &streamed, expected, "{}: one pass on {} threads differs\n{}", program.id, threads,
+                            String::from_utf8_lossy(input)
+                        ),
+                        Err(stopped) => prop_assert!(
+                            threads > 1 || input != ordered.as_bytes(),
+                            "{}: one pass stopped ({:?}) on input in order of at\n{}", program.id, stopped, show(&lines)
+                        ),
+                    }
+                }
+            }
         }
     }
 

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use jiff::Timestamp;
 use palier_core::Program;
 use palier_core::replay::{Replay, ReplayParser};
+use palier_core::stream::{StreamReplay, Unstreamable};
 
 /// mimalloc: replay allocates millions of small objects on several threads; the
 /// system allocator's locks cost more than the parsing itself.
@@ -268,26 +269,34 @@ fn run_replay(program_paths: &[PathBuf], events: &str, as_of: Option<&str>) -> R
     }
     let as_of = as_of.map(parse_instant).transpose()?;
     let timings = std::env::var_os("PALIER_TIMINGS").is_some();
-    let started = std::time::Instant::now();
+    let started = started_at();
     // PALIER_THREADS=N pins the number of threads (the output never depends on it).
     let threads = std::env::var("PALIER_THREADS").ok().and_then(|t| t.parse::<usize>().ok());
     let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let parsed = if events == "-" {
+    keep_freed_memory();
+    let output = if events == "-" {
         let mut input = Vec::new();
         io::stdin().lock().read_to_end(&mut input).map_err(|e| format!("--events: cannot read standard input: {e}"))?;
-        Replay::parse_with_threads(&programs, &input, threads)
+        palier_core::replay::replay_with_threads(&programs, &input, as_of, threads)
     } else {
-        parse_file(&programs, events, threads).map_err(|e| format!("--events: cannot read {events}: {e}"))?
+        let cannot_read = |e: io::Error| format!("--events: cannot read {events}: {e}");
+        match stream_file(&programs, events, as_of, threads).map_err(cannot_read)? {
+            Ok(output) => output,
+            Err(stopped) => {
+                if timings {
+                    eprintln!(
+                        "one pass stopped ({stopped:?}) after {:?}: replaying the general way",
+                        started.elapsed()
+                    );
+                }
+                parse_file(&programs, events, threads).map_err(cannot_read)?.run_with_threads(&programs, as_of, threads)
+            }
+        }
     };
-    let parsed_at = started.elapsed();
     if timings {
         let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
         let memory: Vec<&str> = status.lines().filter(|l| l.starts_with("VmRSS") || l.starts_with("VmHWM")).collect();
-        eprintln!("after parse: {}", memory.join(", "));
-    }
-    let output = parsed.run_with_threads(&programs, as_of, threads);
-    if timings {
-        eprintln!("timings: parse {:?}, run {:?}", parsed_at, started.elapsed() - parsed_at);
+        eprintln!("replayed in {:?}: {}", started.elapsed(), memory.join(", "));
     }
 
     let stdout = io::stdout();
@@ -303,18 +312,66 @@ fn run_replay(program_paths: &[PathBuf], events: &str, as_of: Option<&str>) -> R
         let _ = writeln!(err, "{rejected}");
     }
     let _ = err.flush();
+    if timings {
+        eprintln!("written at {:?}", started.elapsed());
+    }
     Ok(if output.rejections.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_REJECTED) })
 }
 
-/// Reads an events file in chunks, parsing each as it comes: the file is never
-/// whole in memory. Lines whose id repeats are read again to compare their bodies.
-fn parse_file(programs: &[Program], path: &str, threads: usize) -> io::Result<Replay> {
+/// Replay frees parsed events as it applies them while members grow: freed memory
+/// is kept for them rather than handed back to the system and faulted in again
+/// (mimalloc's `purge_delay` set to -1; option 15 in mimalloc.h's `mi_option_e`).
+fn started_at() -> std::time::Instant {
+    static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *STARTED.get_or_init(std::time::Instant::now)
+}
+
+fn keep_freed_memory() {
+    const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    // SAFETY: setting an option is a plain store mimalloc reads when it purges.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+}
+
+/// Replays an events file in one pass, read in pieces ([`StreamReplay`]); `Err`
+/// inside when the file is not nearly in order of `at`.
+fn stream_file(
+    programs: &[Program],
+    path: &str,
+    as_of: Option<jiff::Timestamp>,
+    threads: usize,
+) -> io::Result<Result<palier_core::ReplayOutput, Unstreamable>> {
     use std::os::unix::fs::FileExt;
-    const CHUNK_BYTES: usize = 8 << 20;
     let mut file = std::fs::File::open(path)?;
-    let mut parser = ReplayParser::new(programs, threads);
-    parser.reserve_for(file.metadata()?.len());
-    let mut buffer = vec![0_u8; CHUNK_BYTES];
+    let reader = file.try_clone()?;
+    let source = move |offset: u64, length: usize| {
+        let mut bytes = vec![0_u8; length];
+        reader.read_exact_at(&mut bytes, offset).ok().map(|()| bytes)
+    };
+    let mut stream = StreamReplay::new(programs, as_of, threads);
+    stream.reserve_for(file.metadata()?.len());
+    let mut stopped = None;
+    for_each_piece(&mut file, 4 << 20, |piece| {
+        if stopped.is_none() {
+            stopped = stream.push(piece, &source).err();
+        }
+    })?;
+    if std::env::var_os("PALIER_TIMINGS").is_some() {
+        eprintln!("input read and applied at {:?}", started_at().elapsed());
+    }
+    let output = match stopped {
+        Some(stopped) => Err(stopped),
+        None => stream.finish(&source),
+    };
+    // The process exits once the documents are written: freeing every member one
+    // allocation at a time would only delay it.
+    std::mem::forget(stream);
+    Ok(output)
+}
+
+/// Reads `file` in pieces of about `bytes` bytes, each ending at the end of a line
+/// (or of the file).
+fn for_each_piece(file: &mut std::fs::File, bytes: usize, mut piece: impl FnMut(&[u8])) -> io::Result<()> {
+    let mut buffer = vec![0_u8; bytes];
     let mut filled = 0;
     loop {
         if filled == buffer.len() {
@@ -326,15 +383,24 @@ fn parse_file(programs: &[Program], path: &str, threads: usize) -> io::Result<Re
         let end =
             if read == 0 { filled } else { buffer[..filled].iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1) };
         if end > 0 {
-            parser.push(&buffer[..end]);
+            piece(&buffer[..end]);
             buffer.copy_within(end..filled, 0);
             filled -= end;
         }
         if read == 0 {
-            break;
+            return Ok(());
         }
     }
-    drop(buffer);
+}
+
+/// Reads an events file in chunks, parsing each as it comes: the file is never
+/// whole in memory. Lines whose id repeats are read again to compare their bodies.
+fn parse_file(programs: &[Program], path: &str, threads: usize) -> io::Result<Replay> {
+    use std::os::unix::fs::FileExt;
+    let mut file = std::fs::File::open(path)?;
+    let mut parser = ReplayParser::new(programs, threads);
+    parser.reserve_for(file.metadata()?.len());
+    for_each_piece(&mut file, 8 << 20, |piece| parser.push(piece))?;
     Ok(parser.finish(|offset, length| {
         let mut bytes = vec![0_u8; length];
         file.read_exact_at(&mut bytes, offset).ok().map(|_| bytes)

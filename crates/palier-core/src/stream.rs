@@ -1,0 +1,427 @@
+//! Replay in one pass, for input nearly in order of `at` — the usual case: a feed
+//! written as things happen, where an event may come a few lines late.
+//!
+//! The input is read piece by piece. Each piece is parsed on every core; its events
+//! join a small look-ahead buffer, sorted by `at` then line, and those that no later
+//! line can precede any more are applied. Members are spread over shards (one per
+//! thread) by a hash of (program, member): members are independent, so each shard
+//! applies its events in order exactly as a single in-order replay would. Parsed
+//! events are freed as soon as they are applied: memory holds the members, not the
+//! input.
+//!
+//! When the input is not nearly in order (an event earlier than one already applied),
+//! or two members in different shards place the same order id (only a single
+//! in-order replay settles which one wins), the stream gives up with
+//! [`Unstreamable`] and the caller replays the input the general way
+//! ([`crate::replay::Replay`]). The output never depends on which way was taken.
+
+use std::hash::{BuildHasher, BuildHasherDefault};
+
+use jiff::Timestamp;
+use rayon::prelude::*;
+use rustc_hash::{FxHashMap, FxHasher};
+
+use crate::engine::Engine;
+use crate::event::{Event, EventBody, Id, RejectCode, Rejection, sniff_id};
+use crate::program::Program;
+use crate::replay::{CodeOwners, Parsed, RawLine, RejectedLine, ReplayOutput, parse_piece, split_lines};
+
+/// How many of a piece's last events are held back, so that a line written late
+/// in the next piece still finds them unapplied.
+const HOLD_BACK: usize = 4096;
+
+/// Why a streaming replay stopped; the caller replays the input the general way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unstreamable {
+    /// The event on this line is earlier than one already applied.
+    OutOfOrder { line: usize },
+    /// The order placed on this line was placed before by a member of another shard.
+    SharedOrder { line: usize },
+}
+
+/// Gives back the bytes of the input at (offset, length): lines whose event id
+/// was used before are read again to compare their bodies.
+pub type LineSource<'s> = dyn Fn(u64, usize) -> Option<Vec<u8>> + Sync + 's;
+
+/// An event waiting in the look-ahead buffer.
+struct Waiting {
+    at: Timestamp,
+    line: usize,
+    program: usize,
+    event: Event,
+}
+
+/// The members of one shard, one engine per program, and the events for it.
+struct Shard<'p> {
+    engines: Vec<Engine<'p>>,
+    batch: Vec<Waiting>,
+    rejections: Vec<RejectedLine>,
+}
+
+impl Shard<'_> {
+    fn apply_batch(&mut self) {
+        for waiting in self.batch.drain(..) {
+            if let Err(rejection) = self.engines[waiting.program].apply(&waiting.event) {
+                self.rejections.push(RejectedLine {
+                    line: waiting.line,
+                    event_id: Some(waiting.event.id.to_string()),
+                    rejection,
+                });
+            }
+        }
+    }
+}
+
+/// Where an event id was first used by an applied line.
+#[derive(Clone, Copy)]
+struct FirstUse {
+    offset: u64,
+    length: u32,
+    /// The line number (saturated at `u32::MAX`, some 4 billion lines).
+    line: u32,
+}
+
+/// A piece of the input, parsed, waiting to be taken in while the next is parsed.
+struct ParsedPiece {
+    lines: Vec<(FirstUse, u64, Parsed)>,
+}
+
+/// A replay fed its input piece by piece ([`StreamReplay::push`]), then
+/// [`StreamReplay::finish`]ed. While one piece is parsed, the one before is taken
+/// in and applied, on every core.
+pub struct StreamReplay<'p> {
+    programs: &'p [Program],
+    pool: Option<rayon::ThreadPool>,
+    line_count: usize,
+    offset: u64,
+    parsed: Option<ParsedPiece>,
+    state: State<'p>,
+}
+
+/// Everything but the parsing.
+struct State<'p> {
+    programs: &'p [Program],
+    as_of: Option<Timestamp>,
+    parallel: bool,
+    shards: Vec<Shard<'p>>,
+    /// The latest `at` of the readable events (the default `as_of`).
+    latest: Option<Timestamp>,
+    /// The `at` of the last event handed to the shards.
+    handed_up_to: Option<Timestamp>,
+    waiting: Vec<Waiting>,
+    /// First use of each event id, by the id's hash; ids whose hash an earlier id
+    /// had (in practice never) are kept by the id itself.
+    first_uses: FxHashMap<u64, FirstUse>,
+    collided: FxHashMap<Id, FirstUse>,
+    /// Per program: hash of an order id → the shard of the member who placed it.
+    /// Two ids sharing a hash can only make the stream give up (`SharedOrder`),
+    /// never send an event to the wrong shard.
+    orders: Vec<FxHashMap<u64, u32>>,
+    codes: CodeOwners,
+    rejections: Vec<RejectedLine>,
+}
+
+fn id_hash(id: &str) -> u64 {
+    BuildHasherDefault::<FxHasher>::default().hash_one(id)
+}
+
+impl<'p> StreamReplay<'p> {
+    /// A replay of `programs` to `as_of` (default: the latest event's `at`) on
+    /// `threads` threads. The output does not depend on the number of threads.
+    pub fn new(programs: &'p [Program], as_of: Option<Timestamp>, threads: usize) -> StreamReplay<'p> {
+        let pool = (threads > 1).then(|| rayon::ThreadPoolBuilder::new().num_threads(threads).build().ok()).flatten();
+        let shards = (0..if pool.is_some() { threads } else { 1 })
+            .map(|_| Shard {
+                engines: programs.iter().map(Engine::new).collect(),
+                batch: Vec::new(),
+                rejections: Vec::new(),
+            })
+            .collect();
+        let state = State {
+            programs,
+            as_of,
+            parallel: pool.is_some(),
+            shards,
+            latest: None,
+            handed_up_to: None,
+            waiting: Vec::new(),
+            first_uses: FxHashMap::default(),
+            collided: FxHashMap::default(),
+            orders: programs.iter().map(|_| FxHashMap::default()).collect(),
+            codes: CodeOwners::default(),
+            rejections: Vec::new(),
+        };
+        StreamReplay { programs, pool, line_count: 0, offset: 0, parsed: None, state }
+    }
+
+    /// Reserves room for an input of about `bytes` bytes.
+    pub fn reserve_for(&mut self, bytes: u64) {
+        self.state.first_uses.reserve(usize::try_from(bytes / 256).unwrap_or(0));
+    }
+
+    /// Reads the next piece of the input, which must end at the end of a line (or
+    /// of the input), while the piece before is applied.
+    pub fn push(&mut self, chunk: &[u8], source: &LineSource<'_>) -> Result<(), Unstreamable> {
+        let raw = split_lines(chunk, &mut self.line_count, self.offset);
+        self.offset += chunk.len() as u64;
+        let programs = self.programs;
+        let parse = |line: &RawLine<'_>| {
+            let here = FirstUse {
+                offset: line.offset,
+                length: u32::try_from(line.bytes.len()).unwrap_or(u32::MAX),
+                line: u32::try_from(line.number).unwrap_or(u32::MAX),
+            };
+            let parsed = parse_piece(programs, line.bytes);
+            let hash = parsed.as_ref().map_or(0, |(_, event)| id_hash(&event.id));
+            (here, hash, parsed)
+        };
+        let previous = self.parsed.take();
+        let state = &mut self.state;
+        let (lines, taken) = match &self.pool {
+            Some(pool) => pool.install(|| {
+                rayon::join(
+                    || raw.par_iter().with_min_len(256).map(parse).collect(),
+                    || previous.map_or(Ok(()), |piece| state.take_in(piece, source)),
+                )
+            }),
+            None => {
+                let taken = previous.map_or(Ok(()), |piece| state.take_in(piece, source));
+                (raw.iter().map(parse).collect(), taken)
+            }
+        };
+        self.parsed = Some(ParsedPiece { lines });
+        taken
+    }
+
+    /// Applies what is left and gives every member's document at `as_of`. The
+    /// members stay in the replay until it is dropped (a command about to exit may
+    /// rather not spend the time freeing them one by one).
+    pub fn finish(&mut self, source: &LineSource<'_>) -> Result<ReplayOutput, Unstreamable> {
+        let last = self.parsed.take();
+        let state = &mut self.state;
+        let close = || {
+            if let Some(piece) = last {
+                state.take_in(piece, source)?;
+            }
+            state.flush()?;
+            Ok(state.close())
+        };
+        match &self.pool {
+            Some(pool) => pool.install(close),
+            None => close(),
+        }
+    }
+}
+
+impl<'p> State<'p> {
+    /// Takes a parsed piece in, then applies the events no later line can precede
+    /// any more: all but those at or after the earliest of the piece's last ones.
+    fn take_in(&mut self, piece: ParsedPiece, source: &LineSource<'_>) -> Result<(), Unstreamable> {
+        let before = self.waiting.len();
+        for (here, hash, parsed) in piece.lines {
+            self.admit(here, hash, parsed, source);
+        }
+        let added = &self.waiting[before..];
+        let Some(horizon) = added[added.len().saturating_sub(HOLD_BACK)..].iter().map(|w| w.at).min() else {
+            return Ok(());
+        };
+        // Nearly in order already: the stable sort merges the runs it finds.
+        self.waiting.sort_by_key(|w| (w.at, w.line));
+        let ready = self.waiting.partition_point(|w| w.at < horizon);
+        let later = self.waiting.split_off(ready);
+        let ready = std::mem::replace(&mut self.waiting, later);
+        self.hand_over(ready)
+    }
+
+    /// Applies every event still waiting.
+    fn flush(&mut self) -> Result<(), Unstreamable> {
+        self.waiting.sort_by_key(|w| (w.at, w.line));
+        let ready = std::mem::take(&mut self.waiting);
+        self.hand_over(ready)
+    }
+
+    /// Every member's document at `as_of`, and every rejection.
+    fn close(&mut self) -> ReplayOutput {
+        let mut rejections = std::mem::take(&mut self.rejections);
+        for shard in &mut self.shards {
+            rejections.append(&mut shard.rejections);
+        }
+        rejections.sort_by_key(|r| r.line);
+        let Some(as_of) = self.as_of.or(self.latest) else {
+            return ReplayOutput { as_of: None, documents: Vec::new(), rejections };
+        };
+        let close = |shard: &mut Shard<'_>| {
+            let mut documents = Vec::new();
+            for engine in &mut shard.engines {
+                engine.advance_all(as_of);
+                documents.extend(engine.documents(as_of));
+            }
+            documents
+        };
+        let parts: Vec<_> = match self.parallel {
+            true => self.shards.par_iter_mut().map(close).collect(),
+            false => self.shards.iter_mut().map(close).collect(),
+        };
+        let mut documents: Vec<_> = parts.into_iter().flatten().collect();
+        documents.sort_unstable_by(|a, b| (&a.member, &a.program).cmp(&(&b.member, &b.program)));
+        ReplayOutput { as_of: Some(as_of), documents, rejections }
+    }
+
+    /// Takes one parsed line in: a rejection, an event past `as_of` (left out), a
+    /// repeated id (left out, or refused when its body differs, decisions D7), or
+    /// an event waiting to be applied.
+    fn admit(&mut self, here: FirstUse, hash: u64, parsed: Parsed, source: &LineSource<'_>) {
+        let (program, event) = match parsed {
+            Ok(parsed) => parsed,
+            Err((rejection, event_id)) => {
+                self.rejections.push(RejectedLine { line: here.line as usize, event_id, rejection });
+                return;
+            }
+        };
+        self.latest = self.latest.max(Some(event.at));
+        if self.as_of.is_some_and(|as_of| event.at > as_of) {
+            return;
+        }
+        if let Some(first) = self.first_use(&event.id, hash, here, source) {
+            let body = |at: FirstUse| {
+                source(at.offset, at.length as usize).and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            };
+            if body(first) != body(here) {
+                self.rejections.push(RejectedLine {
+                    line: here.line as usize,
+                    event_id: Some(event.id.to_string()),
+                    rejection: Rejection::new(
+                        RejectCode::DuplicateConflict,
+                        format!("id: {:?} was first used on line {} with another body", event.id, first.line),
+                    ),
+                });
+            }
+            return;
+        }
+        self.waiting.push(Waiting { at: event.at, line: here.line as usize, program, event });
+    }
+
+    /// The first applied use of `id`, or `None` after recording `here` as it.
+    fn first_use(&mut self, id: &Id, hash: u64, here: FirstUse, source: &LineSource<'_>) -> Option<FirstUse> {
+        let first = match self.first_uses.entry(hash) {
+            std::collections::hash_map::Entry::Vacant(vacant) => {
+                vacant.insert(here);
+                return None;
+            }
+            std::collections::hash_map::Entry::Occupied(occupied) => *occupied.get(),
+        };
+        let first_id = source(first.offset, first.length as usize)
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .and_then(|text| sniff_id(&text));
+        if first_id.as_deref() == Some(id.as_str()) {
+            return Some(first);
+        }
+        match self.collided.get(id) {
+            Some(first) => Some(*first),
+            None => {
+                self.collided.insert(id.clone(), here);
+                None
+            }
+        }
+    }
+
+    /// Hands events, in order of `at` then line, to the shards of their members and
+    /// applies them there. Program-wide events are settled here first: a sale is
+    /// known to every shard, a one-time code goes to the member it was issued to
+    /// first.
+    fn hand_over(&mut self, ready: Vec<Waiting>) -> Result<(), Unstreamable> {
+        let shard_count = self.shards.len();
+        let hasher = BuildHasherDefault::<FxHasher>::default();
+        let shard_of = |program: usize, member: &str| {
+            let hash = hasher.hash_one((program, member));
+            ((u128::from(hash) * shard_count as u128) >> 64) as u32
+        };
+        for waiting in ready {
+            if self.handed_up_to.is_some_and(|up_to| waiting.at < up_to) {
+                return Err(Unstreamable::OutOfOrder { line: waiting.line });
+            }
+            self.handed_up_to = Some(waiting.at);
+            let program = waiting.program;
+            let shard = match &waiting.event.body {
+                EventBody::SaleStarted(_) => {
+                    let mut outcome = Ok(());
+                    for shard in &mut self.shards {
+                        outcome = shard.engines[program].apply(&waiting.event);
+                    }
+                    if let Err(rejection) = outcome {
+                        let event_id = Some(waiting.event.id.to_string());
+                        self.rejections.push(RejectedLine { line: waiting.line, event_id, rejection });
+                    }
+                    continue;
+                }
+                EventBody::CodeIssued(issue) => {
+                    if let Err(rejection) = self.codes.claim(self.programs, program, issue) {
+                        let event_id = Some(waiting.event.id.to_string());
+                        self.rejections.push(RejectedLine { line: waiting.line, event_id, rejection });
+                        continue;
+                    }
+                    shard_of(program, &issue.member)
+                }
+                EventBody::OrderPlaced(order) => {
+                    let shard = shard_of(program, &order.member);
+                    match self.orders[program].get(&id_hash(&order.order)) {
+                        Some(first) if *first != shard => {
+                            return Err(Unstreamable::SharedOrder { line: waiting.line });
+                        }
+                        Some(_) => {}
+                        None => {
+                            self.orders[program].insert(id_hash(&order.order), shard);
+                        }
+                    }
+                    shard
+                }
+                body => match (body.member(), body.order()) {
+                    (Some(member), _) => shard_of(program, member),
+                    (None, Some(order)) => self.orders[program].get(&id_hash(order)).copied().unwrap_or(0),
+                    (None, None) => 0,
+                },
+            };
+            self.shards[shard as usize].batch.push(waiting);
+        }
+        match self.parallel {
+            true => self.shards.par_iter_mut().for_each(Shard::apply_batch),
+            false => self.shards.iter_mut().for_each(Shard::apply_batch),
+        }
+        Ok(())
+    }
+}
+
+/// Replays an input held in memory in one pass, piece by piece.
+pub fn stream_slice(
+    programs: &[Program],
+    input: &[u8],
+    as_of: Option<Timestamp>,
+    threads: usize,
+) -> Result<ReplayOutput, Unstreamable> {
+    stream_slice_in_pieces(programs, input, as_of, threads, 4 << 20)
+}
+
+/// [`stream_slice`] with pieces of about `piece_bytes` bytes (each piece runs to
+/// the end of a line). The output does not depend on the size of the pieces.
+pub fn stream_slice_in_pieces(
+    programs: &[Program],
+    input: &[u8],
+    as_of: Option<Timestamp>,
+    threads: usize,
+    piece_bytes: usize,
+) -> Result<ReplayOutput, Unstreamable> {
+    let source = |offset: u64, length: usize| {
+        let start = usize::try_from(offset).ok()?;
+        input.get(start..start.checked_add(length)?).map(<[u8]>::to_vec)
+    };
+    let mut stream = StreamReplay::new(programs, as_of, threads);
+    let mut rest = input;
+    while !rest.is_empty() {
+        let end = piece_bytes.clamp(1, rest.len());
+        let cut = rest[end - 1..].iter().position(|b| *b == b'\n').map_or(rest.len(), |i| end + i);
+        let (piece, tail) = rest.split_at(cut);
+        stream.push(piece, &source)?;
+        rest = tail;
+    }
+    stream.finish(&source)
+}
