@@ -26,6 +26,11 @@ use crate::event::{Event, EventBody, Id, RejectCode, Rejection, sniff_id};
 use crate::program::Program;
 use crate::replay::{CodeOwners, Parsed, RawLine, RejectedLine, ReplayOutput, parse_piece, split_lines};
 
+/// The size of the pieces the input is read in: large enough that each phase keeps
+/// every core busy for a while, small enough that the parsed events of two pieces
+/// weigh little beside the members.
+pub const PIECE_BYTES: usize = 16 << 20;
+
 /// How many of a piece's last events are held back, so that a line written late
 /// in the next piece still finds them unapplied.
 const HOLD_BACK: usize = 4096;
@@ -398,7 +403,7 @@ pub fn stream_slice(
     as_of: Option<Timestamp>,
     threads: usize,
 ) -> Result<ReplayOutput, Unstreamable> {
-    stream_slice_in_pieces(programs, input, as_of, threads, 4 << 20)
+    stream_slice_in_pieces(programs, input, as_of, threads, PIECE_BYTES)
 }
 
 /// [`stream_slice`] with pieces of about `piece_bytes` bytes (each piece runs to

@@ -350,7 +350,7 @@ fn stream_file(
     let mut stream = StreamReplay::new(programs, as_of, threads);
     stream.reserve_for(file.metadata()?.len());
     let mut stopped = None;
-    for_each_piece(&mut file, 4 << 20, |piece| {
+    for_each_piece(&mut file, palier_core::stream::PIECE_BYTES, |piece| {
         if stopped.is_none() {
             stopped = stream.push(piece, &source).err();
         }
