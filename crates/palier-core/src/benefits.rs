@@ -124,6 +124,7 @@ impl Member {
             until: expires_at,
             ..Happening::new(at, "benefit_granted")
         });
+        crate::member::make_room(&mut self.grants);
         self.grants.push(Grant {
             benefit: Id::from(benefit.id.as_str()),
             tier,

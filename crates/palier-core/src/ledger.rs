@@ -47,6 +47,7 @@ impl Purse {
         let rest = amount - paid;
         if rest > 0 {
             let position = self.lots.partition_point(|l| l.expires_at <= expires_at);
+            crate::member::make_room(&mut self.lots);
             self.lots.insert(position, Lot { points: rest, expires_at });
         }
         rest > 0

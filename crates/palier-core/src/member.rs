@@ -136,6 +136,17 @@ pub struct Adjustable {
     pub adjusted: bool,
 }
 
+/// Makes room for one more item in a vector that stays short for most members
+/// (orders, benefit grants, points lots): one slot at a time up to eight, then
+/// doubling. `Vec`'s own growth starts at four slots and doubles, which leaves up
+/// to half of every member's vectors unused (a third of the orders' memory in the
+/// 1M-event benchmark).
+pub(crate) fn make_room<T>(items: &mut Vec<T>) {
+    if items.len() == items.capacity() {
+        items.reserve_exact(if items.len() < 8 { 1 } else { items.len() });
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct OrderState {
     pub order: Id,
@@ -801,6 +812,7 @@ impl Member {
                 }
             })
             .collect();
+        make_room(&mut self.orders);
         self.orders.push(OrderState {
             order: order.order.clone(),
             placed_at: at,

@@ -21,8 +21,10 @@ use jiff::Timestamp;
 use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHasher};
 
+use crate::document::MemberDocument;
 use crate::engine::Engine;
 use crate::event::{Event, EventBody, Id, RejectCode, Rejection, sniff_id};
+use crate::member::Member;
 use crate::program::Program;
 use crate::replay::{CodeOwners, Parsed, RawLine, RejectedLine, ReplayOutput, parse_piece, split_lines};
 
@@ -202,19 +204,33 @@ impl<'p> StreamReplay<'p> {
     /// members stay in the replay until it is dropped (a command about to exit may
     /// rather not spend the time freeing them one by one).
     pub fn finish(&mut self, source: &LineSource<'_>) -> Result<ReplayOutput, Unstreamable> {
+        let mut documents = Vec::new();
+        let (as_of, rejections) = self.finish_with(source, |document| documents.push(document))?;
+        Ok(ReplayOutput { as_of, documents, rejections })
+    }
+
+    /// [`StreamReplay::finish`], handing the documents to `each` in order (by member
+    /// id, then program) rather than gathering them: they are made a few thousand
+    /// at a time, on every core. Returns the instant they describe and the rejected
+    /// lines, in line order.
+    pub fn finish_with(
+        &mut self,
+        source: &LineSource<'_>,
+        each: impl FnMut(MemberDocument),
+    ) -> Result<(Option<Timestamp>, Vec<RejectedLine>), Unstreamable> {
         let last = self.parsed.take();
         let state = &mut self.state;
-        let close = || {
+        let apply = || {
             if let Some(piece) = last {
                 state.take_in(piece, source)?;
             }
-            state.flush()?;
-            Ok(state.close())
+            state.flush()
         };
         match &self.pool {
-            Some(pool) => pool.install(close),
-            None => close(),
+            Some(pool) => pool.install(apply)?,
+            None => apply()?,
         }
+        Ok(self.state.close(self.pool.as_ref(), each))
     }
 }
 
@@ -245,31 +261,48 @@ impl<'p> State<'p> {
         self.hand_over(ready)
     }
 
-    /// Every member's document at `as_of`, and every rejection.
-    fn close(&mut self) -> ReplayOutput {
+    /// Hands every member's document at `as_of` to `each`, in order of member id
+    /// then program; returns `as_of` and every rejection.
+    fn close(
+        &mut self,
+        pool: Option<&rayon::ThreadPool>,
+        mut each: impl FnMut(MemberDocument),
+    ) -> (Option<Timestamp>, Vec<RejectedLine>) {
+        /// Documents made at once: enough to keep every core busy, few enough to
+        /// weigh nothing beside the members.
+        const BATCH: usize = 4096;
         let mut rejections = std::mem::take(&mut self.rejections);
         for shard in &mut self.shards {
             rejections.append(&mut shard.rejections);
         }
         rejections.sort_by_key(|r| r.line);
         let Some(as_of) = self.as_of.or(self.latest) else {
-            return ReplayOutput { as_of: None, documents: Vec::new(), rejections };
+            return (None, rejections);
         };
-        let close = |shard: &mut Shard<'_>| {
-            let mut documents = Vec::new();
-            for engine in &mut shard.engines {
-                engine.advance_all(as_of);
-                documents.extend(engine.documents(as_of));
-            }
-            documents
-        };
-        let parts: Vec<_> = match self.parallel {
-            true => self.shards.par_iter_mut().map(close).collect(),
-            false => self.shards.iter_mut().map(close).collect(),
-        };
-        let mut documents: Vec<_> = parts.into_iter().flatten().collect();
-        documents.sort_unstable_by(|a, b| (&a.member, &a.program).cmp(&(&b.member, &b.program)));
-        ReplayOutput { as_of: Some(as_of), documents, rejections }
+        let advance = |shard: &mut Shard<'_>| shard.engines.iter_mut().for_each(|engine| engine.advance_all(as_of));
+        match pool {
+            Some(pool) => pool.install(|| self.shards.par_iter_mut().for_each(advance)),
+            None => self.shards.iter_mut().for_each(advance),
+        }
+        let shards = &self.shards;
+        let mut members: Vec<(&str, &str, &Member, &Program)> = shards
+            .iter()
+            .flat_map(|shard| shard.engines.iter())
+            .flat_map(|engine| {
+                let program = engine.program();
+                engine.members().map(move |member| (member.id.as_str(), program.id.as_str(), member, program))
+            })
+            .collect();
+        members.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        let document = |(_, _, member, program): &(&str, &str, &Member, &Program)| member.document(program, as_of);
+        for batch in members.chunks(BATCH) {
+            let documents: Vec<MemberDocument> = match pool {
+                Some(pool) => pool.install(|| batch.par_iter().map(document).collect()),
+                None => batch.iter().map(document).collect(),
+            };
+            documents.into_iter().for_each(&mut each);
+        }
+        (Some(as_of), rejections)
     }
 
     /// Takes one parsed line in: a rejection, an event past `as_of` (left out), a

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use jiff::Timestamp;
+use palier_core::MemberDocument;
 use palier_core::Program;
+use palier_core::replay::RejectedLine;
 use palier_core::replay::{Replay, ReplayParser};
 use palier_core::stream::{StreamReplay, Unstreamable};
 
@@ -274,14 +276,25 @@ fn run_replay(program_paths: &[PathBuf], events: &str, as_of: Option<&str>) -> R
     let threads = std::env::var("PALIER_THREADS").ok().and_then(|t| t.parse::<usize>().ok());
     let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     keep_freed_memory();
-    let output = if events == "-" {
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut written: io::Result<()> = Ok(());
+    let mut write = |document: MemberDocument| {
+        if written.is_ok() {
+            written =
+                serde_json::to_writer(&mut out, &document).map_err(io::Error::from).and_then(|()| out.write_all(b"\n"));
+        }
+    };
+    let rejections = if events == "-" {
         let mut input = Vec::new();
         io::stdin().lock().read_to_end(&mut input).map_err(|e| format!("--events: cannot read standard input: {e}"))?;
-        palier_core::replay::replay_with_threads(&programs, &input, as_of, threads)
+        let output = palier_core::replay::replay_with_threads(&programs, &input, as_of, threads);
+        output.documents.into_iter().for_each(&mut write);
+        output.rejections
     } else {
         let cannot_read = |e: io::Error| format!("--events: cannot read {events}: {e}");
-        match stream_file(&programs, events, as_of, threads).map_err(cannot_read)? {
-            Ok(output) => output,
+        match stream_file(&programs, events, as_of, threads, &mut write).map_err(cannot_read)? {
+            Ok(rejections) => rejections,
             Err(stopped) => {
                 if timings {
                     eprintln!(
@@ -289,43 +302,42 @@ fn run_replay(program_paths: &[PathBuf], events: &str, as_of: Option<&str>) -> R
                         started.elapsed()
                     );
                 }
-                parse_file(&programs, events, threads).map_err(cannot_read)?.run_with_threads(&programs, as_of, threads)
+                let output = parse_file(&programs, events, threads)
+                    .map_err(cannot_read)?
+                    .run_with_threads(&programs, as_of, threads);
+                output.documents.into_iter().for_each(&mut write);
+                output.rejections
             }
         }
     };
+    written.and_then(|()| out.flush()).map_err(|e| format!("cannot write the output: {e}"))?;
     if timings {
-        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-        let memory: Vec<&str> = status.lines().filter(|l| l.starts_with("VmRSS") || l.starts_with("VmHWM")).collect();
-        eprintln!("replayed in {:?}: {}", started.elapsed(), memory.join(", "));
+        eprintln!("replayed and written in {:?}: {}", started.elapsed(), memory_now());
     }
-
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    for document in &output.documents {
-        serde_json::to_writer(&mut out, document).map_err(|e| format!("cannot write the output: {e}"))?;
-        out.write_all(b"\n").map_err(|e| format!("cannot write the output: {e}"))?;
-    }
-    out.flush().map_err(|e| format!("cannot write the output: {e}"))?;
     let stderr = io::stderr();
     let mut err = io::BufWriter::new(stderr.lock());
-    for rejected in &output.rejections {
+    for rejected in &rejections {
         let _ = writeln!(err, "{rejected}");
     }
     let _ = err.flush();
-    if timings {
-        eprintln!("written at {:?}", started.elapsed());
-    }
-    Ok(if output.rejections.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_REJECTED) })
+    Ok(if rejections.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_REJECTED) })
 }
 
-/// Replay frees parsed events as it applies them while members grow: freed memory
-/// is kept for them rather than handed back to the system and faulted in again
-/// (mimalloc's `purge_delay` set to -1; option 15 in mimalloc.h's `mi_option_e`).
+/// The process's resident and peak memory, for `PALIER_TIMINGS`.
+fn memory_now() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let memory: Vec<&str> = status.lines().filter(|l| l.starts_with("VmRSS") || l.starts_with("VmHWM")).collect();
+    memory.join(", ")
+}
+
 fn started_at() -> std::time::Instant {
     static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
     *STARTED.get_or_init(std::time::Instant::now)
 }
 
+/// Replay frees parsed events as it applies them while members grow: freed memory
+/// is kept for them rather than handed back to the system and faulted in again
+/// (mimalloc's `purge_delay` set to -1; option 15 in mimalloc.h's `mi_option_e`).
 fn keep_freed_memory() {
     const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
     // SAFETY: setting an option is a plain store mimalloc reads when it purges.
@@ -339,7 +351,8 @@ fn stream_file(
     path: &str,
     as_of: Option<jiff::Timestamp>,
     threads: usize,
-) -> io::Result<Result<palier_core::ReplayOutput, Unstreamable>> {
+    each: impl FnMut(MemberDocument),
+) -> io::Result<Result<Vec<RejectedLine>, Unstreamable>> {
     use std::os::unix::fs::FileExt;
     let mut file = std::fs::File::open(path)?;
     let reader = file.try_clone()?;
@@ -356,11 +369,13 @@ fn stream_file(
         }
     })?;
     if std::env::var_os("PALIER_TIMINGS").is_some() {
-        eprintln!("input read and applied at {:?}", started_at().elapsed());
+        eprintln!("input read and applied at {:?}: {}", started_at().elapsed(), memory_now());
     }
+    // No document is handed out before the input is all applied: a pass that stops
+    // has written nothing.
     let output = match stopped {
         Some(stopped) => Err(stopped),
-        None => stream.finish(&source),
+        None => stream.finish_with(&source, each).map(|(_, rejections)| rejections),
     };
     // The process exits once the documents are written: freeing every member one
     // allocation at a time would only delay it.
