@@ -88,10 +88,9 @@ struct FirstUse {
     line: u32,
 }
 
-/// A piece of the input, parsed, waiting to be taken in while the next is parsed.
-struct ParsedPiece {
-    lines: Vec<(FirstUse, u64, Parsed)>,
-}
+/// The lines of a piece of the input, parsed (with the hash of their event id),
+/// waiting to be taken in while the next piece is parsed.
+type ParsedPiece = Vec<(FirstUse, u64, Parsed)>;
 
 /// A replay fed its input piece by piece ([`StreamReplay::push`]), then
 /// [`StreamReplay::finish`]ed. While one piece is parsed, the one before is taken
@@ -102,6 +101,9 @@ pub struct StreamReplay<'p> {
     line_count: usize,
     offset: u64,
     parsed: Option<ParsedPiece>,
+    /// The vector of the piece taken in last, emptied, for the next piece: pieces
+    /// reuse the same memory rather than fault in new pages each time.
+    spare: ParsedPiece,
     state: State<'p>,
 }
 
@@ -116,6 +118,8 @@ struct State<'p> {
     /// The `at` of the last event handed to the shards.
     handed_up_to: Option<Timestamp>,
     waiting: Vec<Waiting>,
+    /// The events being handed over (kept, emptied, for its memory).
+    ready: Vec<Waiting>,
     /// First use of each event id, by the id's hash; ids whose hash an earlier id
     /// had (in practice never) are kept by the id itself.
     first_uses: FxHashMap<u64, FirstUse>,
@@ -152,13 +156,14 @@ impl<'p> StreamReplay<'p> {
             latest: None,
             handed_up_to: None,
             waiting: Vec::new(),
+            ready: Vec::new(),
             first_uses: FxHashMap::default(),
             collided: FxHashMap::default(),
             orders: programs.iter().map(|_| FxHashMap::default()).collect(),
             codes: CodeOwners::default(),
             rejections: Vec::new(),
         };
-        StreamReplay { programs, pool, line_count: 0, offset: 0, parsed: None, state }
+        StreamReplay { programs, pool, line_count: 0, offset: 0, parsed: None, spare: Vec::new(), state }
     }
 
     /// Reserves room for an input of about `bytes` bytes.
@@ -183,21 +188,37 @@ impl<'p> StreamReplay<'p> {
             (here, hash, parsed)
         };
         let previous = self.parsed.take();
+        let mut lines = std::mem::take(&mut self.spare);
         let state = &mut self.state;
-        let (lines, taken) = match &self.pool {
-            Some(pool) => pool.install(|| {
-                rayon::join(
-                    || raw.par_iter().with_min_len(256).map(parse).collect(),
-                    || previous.map_or(Ok(()), |piece| state.take_in(piece, source)),
-                )
-            }),
+        let take_in = |mut piece: ParsedPiece| {
+            let taken = state.take_in(&mut piece, source);
+            (piece, taken)
+        };
+        let taken = match &self.pool {
+            Some(pool) => {
+                pool.install(|| {
+                    rayon::join(
+                        || raw.par_iter().with_min_len(256).map(parse).collect_into_vec(&mut lines),
+                        || previous.map(take_in),
+                    )
+                })
+                .1
+            }
             None => {
-                let taken = previous.map_or(Ok(()), |piece| state.take_in(piece, source));
-                (raw.iter().map(parse).collect(), taken)
+                let taken = previous.map(take_in);
+                lines.clear();
+                lines.extend(raw.iter().map(parse));
+                taken
             }
         };
-        self.parsed = Some(ParsedPiece { lines });
-        taken
+        self.parsed = Some(lines);
+        match taken {
+            Some((spare, taken)) => {
+                self.spare = spare;
+                taken
+            }
+            None => Ok(()),
+        }
     }
 
     /// Applies what is left and gives every member's document at `as_of`. The
@@ -221,8 +242,8 @@ impl<'p> StreamReplay<'p> {
         let last = self.parsed.take();
         let state = &mut self.state;
         let apply = || {
-            if let Some(piece) = last {
-                state.take_in(piece, source)?;
+            if let Some(mut piece) = last {
+                state.take_in(&mut piece, source)?;
             }
             state.flush()
         };
@@ -237,9 +258,9 @@ impl<'p> StreamReplay<'p> {
 impl<'p> State<'p> {
     /// Takes a parsed piece in, then applies the events no later line can precede
     /// any more: all but those at or after the earliest of the piece's last ones.
-    fn take_in(&mut self, piece: ParsedPiece, source: &LineSource<'_>) -> Result<(), Unstreamable> {
+    fn take_in(&mut self, piece: &mut ParsedPiece, source: &LineSource<'_>) -> Result<(), Unstreamable> {
         let before = self.waiting.len();
-        for (here, hash, parsed) in piece.lines {
+        for (here, hash, parsed) in piece.drain(..) {
             self.admit(here, hash, parsed, source);
         }
         let added = &self.waiting[before..];
@@ -248,17 +269,24 @@ impl<'p> State<'p> {
         };
         // Nearly in order already: the stable sort merges the runs it finds.
         self.waiting.sort_by_key(|w| (w.at, w.line));
-        let ready = self.waiting.partition_point(|w| w.at < horizon);
-        let later = self.waiting.split_off(ready);
-        let ready = std::mem::replace(&mut self.waiting, later);
-        self.hand_over(ready)
+        let count = self.waiting.partition_point(|w| w.at < horizon);
+        self.hand_over_first(count)
     }
 
     /// Applies every event still waiting.
     fn flush(&mut self) -> Result<(), Unstreamable> {
         self.waiting.sort_by_key(|w| (w.at, w.line));
-        let ready = std::mem::take(&mut self.waiting);
-        self.hand_over(ready)
+        self.hand_over_first(self.waiting.len())
+    }
+
+    /// Hands over the first `count` waiting events.
+    fn hand_over_first(&mut self, count: usize) -> Result<(), Unstreamable> {
+        let mut ready = std::mem::take(&mut self.ready);
+        ready.extend(self.waiting.drain(..count));
+        let handed = self.hand_over(&mut ready);
+        ready.clear();
+        self.ready = ready;
+        handed
     }
 
     /// Hands every member's document at `as_of` to `each`, in order of member id
@@ -367,14 +395,14 @@ impl<'p> State<'p> {
     /// applies them there. Program-wide events are settled here first: a sale is
     /// known to every shard, a one-time code goes to the member it was issued to
     /// first.
-    fn hand_over(&mut self, ready: Vec<Waiting>) -> Result<(), Unstreamable> {
+    fn hand_over(&mut self, ready: &mut Vec<Waiting>) -> Result<(), Unstreamable> {
         let shard_count = self.shards.len();
         let hasher = BuildHasherDefault::<FxHasher>::default();
         let shard_of = |program: usize, member: &str| {
             let hash = hasher.hash_one((program, member));
             ((u128::from(hash) * shard_count as u128) >> 64) as u32
         };
-        for waiting in ready {
+        for waiting in ready.drain(..) {
             if self.handed_up_to.is_some_and(|up_to| waiting.at < up_to) {
                 return Err(Unstreamable::OutOfOrder { line: waiting.line });
             }
