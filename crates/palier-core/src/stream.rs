@@ -55,7 +55,8 @@ struct Waiting {
     at: Timestamp,
     line: usize,
     program: usize,
-    event: Event,
+    /// Boxed: a waiting event is moved several times (sorted, handed over, applied).
+    event: Box<Event>,
 }
 
 /// The members of one shard, one engine per program, and the events for it.
@@ -364,7 +365,7 @@ impl<'p> State<'p> {
             }
             return;
         }
-        self.waiting.push(Waiting { at: event.at, line: here.line as usize, program, event });
+        self.waiting.push(Waiting { at: event.at, line: here.line as usize, program, event: Box::new(event) });
     }
 
     /// The first applied use of `id`, or `None` after recording `here` as it.
