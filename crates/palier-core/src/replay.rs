@@ -151,10 +151,7 @@ impl Replay {
     pub fn parse_with_threads(programs: &[Program], input: &[u8], threads: usize) -> Replay {
         let mut parser = ReplayParser::new(programs, threads);
         parser.push(input);
-        parser.finish(|offset, length| {
-            let start = usize::try_from(offset).ok()?;
-            input.get(start..start + length).map(<[u8]>::to_vec)
-        })
+        parser.finish(bytes_at(input))
     }
 
     /// The latest `at` of the readable events: the default `--as-of`.
@@ -506,6 +503,15 @@ impl CodeOwners {
             self.0.insert(key, member.clone());
         }
         Ok(())
+    }
+}
+
+/// Reads `length` bytes at `offset` of an input held in memory (lines read again
+/// to compare bodies of repeated ids).
+pub(crate) fn bytes_at(input: &[u8]) -> impl Fn(u64, usize) -> Option<Vec<u8>> + Sync + '_ {
+    move |offset, length| {
+        let start = usize::try_from(offset).ok()?;
+        input.get(start..start.checked_add(length)?).map(<[u8]>::to_vec)
     }
 }
 

@@ -26,7 +26,7 @@ use crate::engine::Engine;
 use crate::event::{Event, EventBody, Id, RejectCode, Rejection, sniff_id};
 use crate::member::Member;
 use crate::program::Program;
-use crate::replay::{CodeOwners, Parsed, RawLine, RejectedLine, ReplayOutput, parse_piece, split_lines};
+use crate::replay::{CodeOwners, Parsed, RawLine, RejectedLine, ReplayOutput, bytes_at, parse_piece, split_lines};
 
 /// The size of the pieces the input is read in: large enough that each phase keeps
 /// every core busy for a while, small enough that the parsed events of two pieces
@@ -349,11 +349,10 @@ impl<'p> State<'p> {
         if self.as_of.is_some_and(|as_of| event.at > as_of) {
             return;
         }
-        if let Some(first) = self.first_use(&event.id, hash, here, source) {
-            let body = |at: FirstUse| {
-                source(at.offset, at.length as usize).and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            };
-            if body(first) != body(here) {
+        if let Some((first, first_bytes)) = self.first_use(&event.id, hash, here, source) {
+            let body =
+                |bytes: Option<Vec<u8>>| bytes.and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+            if body(first_bytes) != body(source(here.offset, here.length as usize)) {
                 self.rejections.push(RejectedLine {
                     line: here.line as usize,
                     event_id: Some(event.id.to_string()),
@@ -368,8 +367,15 @@ impl<'p> State<'p> {
         self.waiting.push(Waiting { at: event.at, line: here.line as usize, program, event: Box::new(event) });
     }
 
-    /// The first applied use of `id`, or `None` after recording `here` as it.
-    fn first_use(&mut self, id: &Id, hash: u64, here: FirstUse, source: &LineSource<'_>) -> Option<FirstUse> {
+    /// The first applied use of `id` and its line's bytes, or `None` after recording
+    /// `here` as it.
+    fn first_use(
+        &mut self,
+        id: &Id,
+        hash: u64,
+        here: FirstUse,
+        source: &LineSource<'_>,
+    ) -> Option<(FirstUse, Option<Vec<u8>>)> {
         let first = match self.first_uses.entry(hash) {
             std::collections::hash_map::Entry::Vacant(vacant) => {
                 vacant.insert(here);
@@ -377,14 +383,14 @@ impl<'p> State<'p> {
             }
             std::collections::hash_map::Entry::Occupied(occupied) => *occupied.get(),
         };
-        let first_id = source(first.offset, first.length as usize)
-            .and_then(|bytes| String::from_utf8(bytes).ok())
-            .and_then(|text| sniff_id(&text));
+        let bytes = source(first.offset, first.length as usize);
+        let first_id = bytes.as_deref().and_then(|b| std::str::from_utf8(b).ok()).and_then(sniff_id);
         if first_id.as_deref() == Some(id.as_str()) {
-            return Some(first);
+            return Some((first, bytes));
         }
+        // Another id with the same hash came first (in practice never).
         match self.collided.get(id) {
-            Some(first) => Some(*first),
+            Some(first) => Some((*first, source(first.offset, first.length as usize))),
             None => {
                 self.collided.insert(id.clone(), here);
                 None
@@ -477,10 +483,7 @@ pub fn stream_slice_in_pieces(
     threads: usize,
     piece_bytes: usize,
 ) -> Result<ReplayOutput, Unstreamable> {
-    let source = |offset: u64, length: usize| {
-        let start = usize::try_from(offset).ok()?;
-        input.get(start..start.checked_add(length)?).map(<[u8]>::to_vec)
-    };
+    let source = bytes_at(input);
     let mut stream = StreamReplay::new(programs, as_of, threads);
     let mut rest = input;
     while !rest.is_empty() {

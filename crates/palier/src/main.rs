@@ -353,13 +353,8 @@ fn stream_file(
     threads: usize,
     each: impl FnMut(MemberDocument),
 ) -> io::Result<Result<Vec<RejectedLine>, Unstreamable>> {
-    use std::os::unix::fs::FileExt;
     let mut file = std::fs::File::open(path)?;
-    let reader = file.try_clone()?;
-    let source = move |offset: u64, length: usize| {
-        let mut bytes = vec![0_u8; length];
-        reader.read_exact_at(&mut bytes, offset).ok().map(|()| bytes)
-    };
+    let source = bytes_at(file.try_clone()?);
     let mut stream = StreamReplay::new(programs, as_of, threads);
     stream.reserve_for(file.metadata()?.len());
     let mut stopped = None;
@@ -381,6 +376,16 @@ fn stream_file(
     // allocation at a time would only delay it.
     std::mem::forget(stream);
     Ok(output)
+}
+
+/// Reads `length` bytes at `offset` of `file` (lines read again to compare bodies
+/// of repeated ids).
+fn bytes_at(file: std::fs::File) -> impl Fn(u64, usize) -> Option<Vec<u8>> + Sync {
+    use std::os::unix::fs::FileExt;
+    move |offset, length| {
+        let mut bytes = vec![0_u8; length];
+        file.read_exact_at(&mut bytes, offset).ok().map(|()| bytes)
+    }
 }
 
 /// Reads `file` in pieces of about `bytes` bytes, each ending at the end of a line
@@ -411,15 +416,11 @@ fn for_each_piece(file: &mut std::fs::File, bytes: usize, mut piece: impl FnMut(
 /// Reads an events file in chunks, parsing each as it comes: the file is never
 /// whole in memory. Lines whose id repeats are read again to compare their bodies.
 fn parse_file(programs: &[Program], path: &str, threads: usize) -> io::Result<Replay> {
-    use std::os::unix::fs::FileExt;
     let mut file = std::fs::File::open(path)?;
     let mut parser = ReplayParser::new(programs, threads);
     parser.reserve_for(file.metadata()?.len());
     for_each_piece(&mut file, 8 << 20, |piece| parser.push(piece))?;
-    Ok(parser.finish(|offset, length| {
-        let mut bytes = vec![0_u8; length];
-        file.read_exact_at(&mut bytes, offset).ok().map(|_| bytes)
-    }))
+    Ok(parser.finish(bytes_at(file)))
 }
 
 fn run_check(program_path: &PathBuf) -> Result<ExitCode, String> {
