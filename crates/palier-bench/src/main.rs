@@ -60,6 +60,9 @@ struct Args {
 enum Command {
     /// Deserialize every line of a JSON Lines file into IgnoredAny (replay's baseline)
     Scan { file: PathBuf },
+    /// Parse and check every line as an event (one thread), beside the IgnoredAny scan
+    /// of the same lines in memory: the share of replay's time spent reading events
+    Parse { file: PathBuf },
     /// One client posting one event per request, vs a raw SQLite loop (1 row/transaction)
     IngestSingle {
         /// Members of the generated stream the events are taken from
@@ -160,6 +163,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let (name, command) = match args.command {
         Command::Scan { file } => return scan(&file),
+        Command::Parse { file } => return parse(&file, args.runs),
         command => (command_name(&command), command),
     };
     let programs = match fixtures::programs(&args.programs) {
@@ -188,7 +192,7 @@ fn main() -> ExitCode {
     let started = Instant::now();
     let result = runtime.block_on(async {
         match command {
-            Command::Scan { .. } => unreachable!("handled above"),
+            Command::Scan { .. } | Command::Parse { .. } => unreachable!("handled above"),
             Command::IngestSingle { members } => ingest::single(&common, members).await,
             Command::IngestConcurrent { clients, members } => ingest::concurrent(&common, members, clients).await,
             Command::Import { events, batch } => import::import(&common, events, batch).await,
@@ -221,6 +225,7 @@ fn main() -> ExitCode {
 fn command_name(command: &Command) -> &'static str {
     match command {
         Command::Scan { .. } => "scan",
+        Command::Parse { .. } => "parse",
         Command::IngestSingle { .. } => "ingest-single",
         Command::IngestConcurrent { .. } => "ingest-concurrent",
         Command::Import { .. } => "import",
@@ -230,6 +235,37 @@ fn command_name(command: &Command) -> &'static str {
         Command::HoldCommit { .. } => "hold-commit",
         Command::Late { .. } => "late",
     }
+}
+
+fn parse(path: &std::path::Path, runs: usize) -> ExitCode {
+    let input = match std::fs::read(path) {
+        Ok(input) => input,
+        Err(error) => {
+            eprintln!("palier-bench: cannot read {}: {error}", path.display());
+            return ExitCode::from(2);
+        }
+    };
+    let lines: Vec<&str> =
+        input.split(|b| *b == b'\n').filter(|l| !l.is_empty()).filter_map(|l| std::str::from_utf8(l).ok()).collect();
+    let timed = |each: &dyn Fn(&str) -> bool| {
+        let started = Instant::now();
+        let read = lines.iter().filter(|line| each(line)).count();
+        (read, started.elapsed().as_secs_f64())
+    };
+    let (mut best_scan, mut best_parse) = (f64::MAX, f64::MAX);
+    for run in 1..=runs.max(1) {
+        let (scanned, scan) = timed(&|line| serde_json::from_str::<serde::de::IgnoredAny>(line).is_ok());
+        let (parsed, parse) = timed(&|line| palier_core::event::parse_event(line).is_ok());
+        println!("run {run}: scan {scanned} lines {scan:.3} s, parse {parsed} events {parse:.3} s");
+        best_scan = best_scan.min(scan);
+        best_parse = best_parse.min(parse);
+    }
+    println!(
+        "parse lines={} scan_seconds={best_scan:.3} parse_seconds={best_parse:.3} parse_vs_scan={:.2}x",
+        lines.len(),
+        best_parse / best_scan
+    );
+    ExitCode::SUCCESS
 }
 
 fn scan(path: &std::path::Path) -> ExitCode {

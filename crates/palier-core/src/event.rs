@@ -15,6 +15,8 @@ use serde::Deserialize;
 use crate::money::{AmountError, Currency, Minor};
 use crate::privacy::{ConsentChannel, GUARDIAN_AGE, Personal, age_on};
 
+mod lean;
+
 /// Ids and short texts: inline up to 24 bytes, no allocation for typical ids.
 pub type Id = compact_str::CompactString;
 
@@ -428,7 +430,8 @@ pub struct LineQuantity {
 
 // ---- the JSON as sent ------------------------------------------------------------
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct RawEvent<'a> {
     #[serde(borrow)]
     id: Option<Cow<'a, str>>,
@@ -501,6 +504,7 @@ struct RawEvent<'a> {
 }
 
 #[derive(Deserialize, Default)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct RawLineFields<'a> {
     #[serde(borrow)]
     line: Option<Cow<'a, str>>,
@@ -526,6 +530,7 @@ struct RawLineFields<'a> {
 }
 
 /// A line object, or a bare line id (cancellations, D3).
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct RawLine<'a>(RawLineFields<'a>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for RawLine<'a> {
@@ -551,6 +556,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawLine<'a> {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct RawPayment<'a> {
     #[serde(borrow)]
     method: Option<Cow<'a, str>>,
@@ -591,20 +597,25 @@ pub struct BasketRequest {
 /// Parses and validates a basket (one JSON object, fields as in `order.placed`
 /// plus `points` and `store_credit`).
 pub fn parse_basket(text: &str) -> Result<BasketRequest, Rejection> {
-    let raw: RawEvent<'_> = match serde_json::from_str(text) {
-        Ok(raw) => raw,
-        Err(error) => return Err(explain_json_error(text, error)),
-    };
-    Checker.basket(raw)
+    let mut raw = RawEvent::default();
+    read_raw(text, &mut raw)?;
+    Checker.basket(&mut raw)
 }
 
 /// Parses and validates one event (one JSON object).
 pub fn parse_event(text: &str) -> Result<Event, Rejection> {
-    let raw: RawEvent<'_> = match serde_json::from_str(text) {
-        Ok(raw) => raw,
-        Err(error) => return Err(explain_json_error(text, error)),
-    };
-    Checker.event(raw)
+    let mut raw = RawEvent::default();
+    read_raw(text, &mut raw)?;
+    Checker.event(&mut raw)
+}
+
+/// The JSON of an event or a basket as sent: by the fast reader when the line has
+/// the usual shape, else by serde, which names what is wrong.
+fn read_raw<'a>(text: &'a str, raw: &mut RawEvent<'a>) -> Result<(), Rejection> {
+    if !lean::read(text, raw) {
+        *raw = serde_json::from_str(text).map_err(|error| explain_json_error(text, error))?;
+    }
+    Ok(())
 }
 
 fn explain_json_error(text: &str, error: serde_json::Error) -> Rejection {
@@ -623,6 +634,32 @@ fn explain_json_error(text: &str, error: serde_json::Error) -> Rejection {
     let message = error.to_string();
     let message = message.split(" at line ").next().unwrap_or(&message);
     Rejection::new(RejectCode::InvalidField, format!("{path}: {message}"))
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ`, the usual shape of an instant, read without the general
+/// RFC 3339 parser; `None` for any other text (the general parser decides then).
+fn utc_second(bytes: &[u8]) -> Option<Timestamp> {
+    let [y0, y1, y2, y3, b'-', m0, m1, b'-', d0, d1, b'T', h0, h1, b':', n0, n1, b':', s0, s1, b'Z'] = *bytes else {
+        return None;
+    };
+    let number = |digits: &[u8]| -> Option<i64> {
+        digits.iter().try_fold(0, |n, d| d.is_ascii_digit().then(|| n * 10 + i64::from(d - b'0')))
+    };
+    let (year, month, day) = (number(&[y0, y1, y2, y3])?, number(&[m0, m1])?, number(&[d0, d1])?);
+    let (hour, minute, second) = (number(&[h0, h1])?, number(&[n0, n1])?, number(&[s0, s1])?);
+    // A leap second (60) is left to the general parser.
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    Date::new(i16::try_from(year).ok()?, i8::try_from(month).ok()?, i8::try_from(day).ok()?).ok()?;
+    // Days since 1970-01-01 in the proleptic Gregorian calendar, counting years
+    // from March so that February's leap day comes last.
+    let (march_year, month_from_march) = if month <= 2 { (year - 1, month + 9) } else { (year, month - 3) };
+    let (era, year_of_era) = (march_year.div_euclid(400), march_year.rem_euclid(400));
+    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    Timestamp::from_second(days * 86_400 + hour * 3600 + minute * 60 + second).ok()
 }
 
 /// The checks of one event, field by field.
@@ -662,7 +699,7 @@ const MEMBER: Field<'static> = Field::Top("member");
 const ORDER: Field<'static> = Field::Top("order");
 
 impl Checker {
-    fn event(&self, raw: RawEvent<'_>) -> Result<Event, Rejection> {
+    fn event(&self, raw: &mut RawEvent<'_>) -> Result<Event, Rejection> {
         let id = self.id(Field::Top("id"), raw.id.as_deref())?;
         let kind = raw.kind.as_deref().ok_or_else(|| missing(Field::Top("type")))?;
         let at = self.instant(Field::Top("at"), raw.at.as_deref())?;
@@ -735,12 +772,12 @@ impl Checker {
             "order.delivered" => EventBody::OrderDelivered { order: self.id(ORDER, raw.order.as_deref())? },
             "order.returned" => {
                 let order = self.id(ORDER, raw.order.as_deref())?;
-                let lines = raw.lines.ok_or_else(|| missing(Field::Top("lines")))?;
+                let lines = raw.lines.take().ok_or_else(|| missing(Field::Top("lines")))?;
                 EventBody::OrderReturned { order, lines: self.line_quantities(lines, true)? }
             }
             "order.cancelled" => {
                 let order = self.id(ORDER, raw.order.as_deref())?;
-                let lines = raw.lines.map(|l| self.line_quantities(l, false)).transpose()?;
+                let lines = raw.lines.take().map(|l| self.line_quantities(l, false)).transpose()?;
                 EventBody::OrderCancelled { order, lines }
             }
             "code.issued" => EventBody::CodeIssued(Box::new(CodeIssue {
@@ -775,7 +812,12 @@ impl Checker {
         if value.is_empty() || (value.len() > MAX_ID_CHARS && value.chars().count() > MAX_ID_CHARS) {
             return Err(invalid(field, value, &format!("must be 1–{MAX_ID_CHARS} characters")));
         }
-        if value.chars().any(char::is_control) {
+        let control = if value.is_ascii() {
+            value.bytes().any(|b| b.is_ascii_control())
+        } else {
+            value.chars().any(char::is_control)
+        };
+        if control {
             return Err(invalid(field, value, "must not contain control characters"));
         }
         Ok(Id::from(value))
@@ -798,7 +840,7 @@ impl Checker {
             && bytes[7] == b'-'
             && matches!(bytes[10], b'T' | b't')
             && !value.contains('[');
-        let parsed = if shape_ok { value.parse::<Timestamp>().ok() } else { None };
+        let parsed = if shape_ok { utc_second(bytes).or_else(|| value.parse::<Timestamp>().ok()) } else { None };
         match parsed {
             Some(at) if (EARLIEST_INSTANT..LATEST_INSTANT).contains(&at.as_second()) => Ok(at),
             Some(_) => Err(invalid(field, value, "must be between years 1970 and 2999")),
@@ -845,7 +887,7 @@ impl Checker {
         })
     }
 
-    fn order(&self, raw: RawEvent<'_>) -> Result<Order, Rejection> {
+    fn order(&self, raw: &mut RawEvent<'_>) -> Result<Order, Rejection> {
         let member = self.id(MEMBER, raw.member.as_deref())?;
         let order = self.id(ORDER, raw.order.as_deref())?;
         let currency_field = Field::Top("currency");
@@ -853,10 +895,10 @@ impl Checker {
         let currency = Currency::from_code(currency_text)
             .ok_or_else(|| invalid(currency_field, currency_text, "is not an ISO 4217 currency code"))?;
         let channel = self.channel(raw.channel.as_deref())?;
-        let lines = self.order_lines(raw.lines, currency, "order")?;
+        let lines = self.order_lines(raw.lines.take(), currency, "order")?;
         let delivery = self.amount(Field::Top("delivery"), raw.delivery.as_deref(), currency)?;
         let duties = self.amount(Field::Top("duties"), raw.duties.as_deref(), currency)?;
-        let raw_payments = raw.payments.ok_or_else(|| missing(Field::Top("payments")))?;
+        let raw_payments = raw.payments.take().ok_or_else(|| missing(Field::Top("payments")))?;
         if raw_payments.len() > MAX_PAYMENTS {
             return Err(too_many("payments", MAX_PAYMENTS, raw_payments.len()));
         }
@@ -873,7 +915,7 @@ impl Checker {
             let amount = self.amount(field, payment.amount.as_deref(), currency)?;
             payments.push(Payment { method, amount });
         }
-        let codes = self.strings("codes", raw.codes)?;
+        let codes = self.strings("codes", raw.codes.take())?;
         let hold = raw.hold.as_deref().map(|h| self.id(Field::Top("hold"), Some(h))).transpose()?;
 
         let overflow = || Rejection::new(RejectCode::Overflow, "order totals overflow");
@@ -999,12 +1041,12 @@ impl Checker {
         Ok(lines)
     }
 
-    fn basket(&self, raw: RawEvent<'_>) -> Result<BasketRequest, Rejection> {
+    fn basket(&self, raw: &mut RawEvent<'_>) -> Result<BasketRequest, Rejection> {
         let member = self.id(MEMBER, raw.member.as_deref())?;
         let currency_field = Field::Top("currency");
         let currency = self.optional_currency(raw.currency.as_deref())?.ok_or_else(|| missing(currency_field))?;
         let channel = self.channel(raw.channel.as_deref())?;
-        let lines = self.order_lines(raw.lines, currency, "basket")?;
+        let lines = self.order_lines(raw.lines.take(), currency, "basket")?;
         let points = raw.points.unwrap_or(0);
         if !(0..=1_000_000_000_000).contains(&points) {
             return Err(invalid(Field::Top("points"), &points.to_string(), "must be 0 to 10^12 points"));
@@ -1016,7 +1058,7 @@ impl Checker {
             lines,
             delivery: self.amount(Field::Top("delivery"), raw.delivery.as_deref(), currency)?,
             duties: self.amount(Field::Top("duties"), raw.duties.as_deref(), currency)?,
-            codes: self.strings("codes", raw.codes)?,
+            codes: self.strings("codes", raw.codes.take())?,
             points,
             store_credit: self.amount(Field::Top("store_credit"), raw.store_credit.as_deref(), currency)?,
         })
@@ -1067,7 +1109,7 @@ impl Checker {
             .transpose()
     }
 
-    fn hold(&self, raw: RawEvent<'_>, at: Timestamp) -> Result<Hold, Rejection> {
+    fn hold(&self, raw: &mut RawEvent<'_>, at: Timestamp) -> Result<Hold, Rejection> {
         let member = self.id(MEMBER, raw.member.as_deref())?;
         let hold = self.id(Field::Top("hold"), raw.hold.as_deref())?;
         let expires_at = match raw.expires_at.as_deref() {
@@ -1090,10 +1132,18 @@ impl Checker {
             (Some(_), None) => return Err(missing(Field::Top("currency"))),
             (Some(text), Some(currency)) => self.amount(Field::Top("store_credit"), Some(text), currency)?,
         };
-        Ok(Hold { member, hold, expires_at, codes: self.strings("codes", raw.codes)?, points, store_credit, currency })
+        Ok(Hold {
+            member,
+            hold,
+            expires_at,
+            codes: self.strings("codes", raw.codes.take())?,
+            points,
+            store_credit,
+            currency,
+        })
     }
 
-    fn adjustment(&self, raw: RawEvent<'_>, at: Timestamp) -> Result<Adjustment, Rejection> {
+    fn adjustment(&self, raw: &mut RawEvent<'_>, at: Timestamp) -> Result<Adjustment, Rejection> {
         let member = self.id(MEMBER, raw.member.as_deref())?;
         let ledger_field = Field::Top("ledger");
         let ledger = match raw.ledger.as_deref() {
@@ -1146,11 +1196,11 @@ impl Checker {
         })
     }
 
-    fn sale(&self, raw: RawEvent<'_>) -> Result<Sale, Rejection> {
+    fn sale(&self, raw: &mut RawEvent<'_>) -> Result<Sale, Rejection> {
         let sale = self.id(Field::Top("sale"), raw.sale.as_deref())?;
         let currency_field = Field::Top("currency");
         let currency = self.optional_currency(raw.currency.as_deref())?.ok_or_else(|| missing(currency_field))?;
-        let raw_items = raw.items.ok_or_else(|| missing(Field::Top("items")))?;
+        let raw_items = raw.items.take().ok_or_else(|| missing(Field::Top("items")))?;
         if raw_items.is_empty() || raw_items.len() > 10_000 {
             return Err(Rejection::new(
                 RejectCode::InvalidField,
@@ -1246,6 +1296,37 @@ mod tests {
         assert_eq!(code_of(&ORDER.replace("order.placed", "order.shipped")), "unknown_event_type");
         assert_eq!(code_of(&ORDER.replace("2026-01-05T10:00:00Z", "2026-01-05 10:00")), "invalid_field");
         assert_eq!(code_of(&ORDER.replace("\"tax\":\"10.00\"", "\"tax\":\"100.01\"")), "invalid_tax");
+    }
+
+    #[test]
+    fn usual_instants_read_as_the_rfc_3339_parser_reads_them() {
+        let mut day = Date::constant(1970, 1, 1);
+        let mut checked: i64 = 0;
+        while day.year() < 3000 {
+            let second = (checked * 7919) % 86_400;
+            let text = format!("{day}T{:02}:{:02}:{:02}Z", second / 3600, second / 60 % 60, second % 60);
+            assert_eq!(utc_second(text.as_bytes()), text.parse::<Timestamp>().ok(), "{text}");
+            day = day.tomorrow().expect("a day before 3000");
+            checked += 1;
+        }
+        // 1030 years of 365 days, and 250 leap days.
+        assert_eq!(checked, 376_200);
+        for text in [
+            "2023-02-29T00:00:00Z",
+            "2024-13-01T00:00:00Z",
+            "2024-00-01T00:00:00Z",
+            "2024-04-31T00:00:00Z",
+            "2024-01-01T24:00:00Z",
+            "2024-01-01T23:60:00Z",
+            "2024-01-01T23:59:60Z",
+            "2024-01-01t23:59:59Z",
+            "2024-01-01T23:59:59z",
+            "2024-01-01T23:59:5aZ",
+            "+024-01-01T23:59:59Z",
+        ] {
+            assert_eq!(utc_second(text.as_bytes()), None, "{text}");
+        }
+        assert_eq!(utc_second(b"2024-02-29T23:59:59Z"), "2024-02-29T23:59:59Z".parse::<Timestamp>().ok());
     }
 
     #[test]

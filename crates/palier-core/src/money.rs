@@ -174,8 +174,13 @@ const ISO_4217: &[(&str, u8)] = &[
 impl Currency {
     /// Looks a currency up by its ISO 4217 code (upper case).
     pub fn from_code(code: &str) -> Option<Currency> {
-        // The table is sorted by code.
-        let index = ISO_4217.binary_search_by(|(c, _)| (*c).cmp(code)).ok()?;
+        // The table is sorted by code; three ASCII bytes compare as one number.
+        let key = |code: &str| match *code.as_bytes() {
+            [a, b, c] => Some(u32::from_be_bytes([0, a, b, c])),
+            _ => None,
+        };
+        let wanted = key(code)?;
+        let index = ISO_4217.binary_search_by_key(&Some(wanted), |(c, _)| key(c)).ok()?;
         let (found, exponent) = &ISO_4217[index];
         let bytes = found.as_bytes();
         Some(Currency { code: [bytes[0], bytes[1], bytes[2]], exponent: *exponent })
