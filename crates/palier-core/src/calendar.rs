@@ -88,14 +88,27 @@ impl Calendar {
         }
     }
 
-    /// Index in `month_starts` of the month containing `at`.
+    /// Index in `month_starts` of the month containing `at` (0 before the first).
     fn month_index(&self, at: Timestamp) -> usize {
-        self.month_starts.partition_point(|start| *start <= at).saturating_sub(1)
+        // An average Gregorian month from 1970 lands within a month of the answer (a
+        // zone's offset is under a day); the steps below settle it.
+        const AVERAGE_MONTH_SECONDS: i64 = 2_629_746;
+        let guess = at.as_second().div_euclid(AVERAGE_MONTH_SECONDS) + 12 * i64::from(1970 - FIRST_YEAR);
+        let last = self.month_starts.len() - 1;
+        let mut index = usize::try_from(guess.max(0)).unwrap_or(0).min(last);
+        while index > 0 && self.month_starts[index] > at {
+            index -= 1;
+        }
+        while index < last && self.month_starts[index + 1] <= at {
+            index += 1;
+        }
+        index
     }
 
     /// The first instant at or after `at` that is a first day of a month, 00:00.
     pub fn month_start_at_or_after(&self, at: Timestamp) -> Timestamp {
-        let index = self.month_starts.partition_point(|start| *start < at);
+        let index = self.month_index(at);
+        let index = if self.month_starts[index] >= at { index } else { index + 1 };
         self.month_starts.get(index).copied().unwrap_or(Timestamp::MAX)
     }
 
@@ -182,6 +195,27 @@ mod tests {
         assert_eq!(cal.month_start_at_or_after(start), start);
         let start = cal.month_start_at_or_after(ts("2026-06-30T23:00:01Z"));
         assert_eq!(format_instant(start), "2026-07-31T23:00:00Z");
+    }
+
+    #[test]
+    fn calendar_month_lookups_agree_with_a_search() {
+        for zone in ["Europe/London", "Europe/Moscow", "Pacific/Kiritimati", "Pacific/Pago_Pago", "UTC"] {
+            let cal = Calendar::new(zone).expect("bundled zone");
+            let first = cal.month_starts[0].as_second();
+            let last = cal.month_starts[cal.month_starts.len() - 1].as_second();
+            // Every month start, a second either side, and points in between.
+            let mut instants: Vec<i64> =
+                cal.month_starts.iter().flat_map(|s| [s.as_second() - 1, s.as_second(), s.as_second() + 1]).collect();
+            instants.extend((first - 100_000..last + 100_000).step_by(86_400 * 7 + 3_601));
+            for second in instants {
+                let at = Timestamp::from_second(second).expect("in range");
+                let searched = cal.month_starts.partition_point(|start| *start <= at).saturating_sub(1);
+                assert_eq!(cal.month_index(at), searched, "{zone} {at}");
+                let after = cal.month_starts.partition_point(|start| *start < at);
+                let expected = cal.month_starts.get(after).copied().unwrap_or(Timestamp::MAX);
+                assert_eq!(cal.month_start_at_or_after(at), expected, "{zone} {at}");
+            }
+        }
     }
 
     #[test]

@@ -230,7 +230,7 @@ pub struct Member {
     pub missed_january: bool,
     /// Rewards value removed for good (closed, opted out).
     pub wiped: bool,
-    pub(crate) wakeups: BTreeSet<Timestamp>,
+    pub(crate) wakeups: Wakeups,
     /// Delivered orders whose value or points are not settled yet (not applied, or
     /// points not available): the only orders time rules look at.
     open_orders: Vec<usize>,
@@ -238,6 +238,52 @@ pub struct Member {
     journal: Option<Vec<Happening>>,
     /// The ledger entries, when the journal is switched on.
     ledger: Option<Vec<Entry>>,
+}
+
+/// The instants at which time rules may change a member, with the earliest kept
+/// beside the set: most events find nothing due, and learn it without a look into
+/// the set's nodes.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Wakeups {
+    first: Option<Timestamp>,
+    later: BTreeSet<Timestamp>,
+}
+
+impl Wakeups {
+    pub(crate) fn first(&self) -> Option<Timestamp> {
+        self.first
+    }
+
+    pub(crate) fn insert(&mut self, at: Timestamp) {
+        match self.first {
+            Some(first) if first == at => {}
+            Some(first) if first < at => {
+                self.later.insert(at);
+            }
+            Some(first) => {
+                self.later.insert(first);
+                self.first = Some(at);
+            }
+            None => self.first = Some(at),
+        }
+    }
+
+    pub(crate) fn pop_first(&mut self) -> Option<Timestamp> {
+        let first = self.first.take();
+        self.first = self.later.pop_first();
+        first
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.first = None;
+        self.later.clear();
+    }
+}
+
+impl Extend<Timestamp> for Wakeups {
+    fn extend<I: IntoIterator<Item = Timestamp>>(&mut self, instants: I) {
+        instants.into_iter().for_each(|at| self.insert(at));
+    }
 }
 
 /// One change of marketing consent.
@@ -360,7 +406,7 @@ impl Member {
             missed_review: false,
             missed_january: false,
             wiped: false,
-            wakeups: BTreeSet::new(),
+            wakeups: Wakeups::default(),
             open_orders: Vec::new(),
             journal: None,
             ledger: None,
@@ -1443,7 +1489,7 @@ impl Member {
 
     /// The earliest instant at which a time rule may change this member.
     pub fn next_wakeup(&self) -> Option<Timestamp> {
-        self.wakeups.first().copied()
+        self.wakeups.first()
     }
 
     /// Applies every time rule due before `until` (or at it, when `inclusive`).

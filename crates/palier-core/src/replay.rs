@@ -528,13 +528,16 @@ pub(crate) struct RawLine<'a> {
 pub(crate) fn split_lines<'a>(chunk: &'a [u8], line_count: &mut usize, offset: u64) -> Vec<RawLine<'a>> {
     let mut raw = Vec::with_capacity(chunk.len() / 128);
     let mut start = 0;
-    for piece in chunk.split_inclusive(|b| *b == b'\n') {
+    // Every line feed ends a line, and so does the end of a chunk that does not end with one.
+    let unterminated = chunk.last().is_some_and(|last| *last != b'\n');
+    let ends = memchr::memchr_iter(b'\n', chunk).chain(unterminated.then_some(chunk.len()));
+    for end in ends {
         *line_count += 1;
-        let bytes = piece.strip_suffix(b"\n").unwrap_or(piece);
+        let bytes = &chunk[start..end];
         if !bytes.iter().all(u8::is_ascii_whitespace) {
             raw.push(RawLine { number: *line_count, offset: offset + start as u64, bytes });
         }
-        start += piece.len();
+        start = end + 1;
     }
     raw
 }

@@ -68,7 +68,14 @@ struct Shard<'p> {
 
 impl Shard<'_> {
     fn apply_batch(&mut self) {
-        for waiting in self.batch.drain(..) {
+        /// Events between the one whose member is prefetched and the one applied:
+        /// enough for the loads to arrive, few enough for them to stay in cache.
+        const AHEAD: usize = 8;
+        for index in 0..self.batch.len() {
+            if let Some(later) = self.batch.get(index + AHEAD) {
+                self.engines[later.program].prefetch(&later.event);
+            }
+            let waiting = &self.batch[index];
             if let Err(rejection) = self.engines[waiting.program].apply(&waiting.event) {
                 self.rejections.push(RejectedLine {
                     line: waiting.line,
@@ -77,6 +84,7 @@ impl Shard<'_> {
                 });
             }
         }
+        self.batch.clear();
     }
 }
 
@@ -175,7 +183,7 @@ impl<'p> StreamReplay<'p> {
     /// Reads the next piece of the input, which must end at the end of a line (or
     /// of the input), while the piece before is applied.
     pub fn push(&mut self, chunk: &[u8], source: &LineSource<'_>) -> Result<(), Unstreamable> {
-        let raw = split_lines(chunk, &mut self.line_count, self.offset);
+        let (line_count, offset) = (&mut self.line_count, self.offset);
         self.offset += chunk.len() as u64;
         let programs = self.programs;
         let parse = |line: &RawLine<'_>| {
@@ -199,7 +207,10 @@ impl<'p> StreamReplay<'p> {
             Some(pool) => {
                 pool.install(|| {
                     rayon::join(
-                        || raw.par_iter().with_min_len(256).map(parse).collect_into_vec(&mut lines),
+                        || {
+                            let raw = split_lines(chunk, line_count, offset);
+                            raw.par_iter().with_min_len(256).map(parse).collect_into_vec(&mut lines)
+                        },
                         || previous.map(take_in),
                     )
                 })
@@ -208,7 +219,7 @@ impl<'p> StreamReplay<'p> {
             None => {
                 let taken = previous.map(take_in);
                 lines.clear();
-                lines.extend(raw.iter().map(parse));
+                lines.extend(split_lines(chunk, line_count, offset).iter().map(parse));
                 taken
             }
         };
