@@ -7,7 +7,7 @@
 //! zoned arithmetic implements exactly that rule, with a bundled tz database.
 
 use jiff::civil::{Date, DateTime};
-use jiff::tz::TimeZone;
+use jiff::tz::{Offset, TimeZone};
 use jiff::{SignedDuration, Timestamp};
 
 /// First and last civil years whose month starts are precomputed; events are
@@ -27,13 +27,59 @@ pub struct Calendar {
     /// `month_starts[i]`: 00:00 on the first day of month `i` counted from January
     /// of `FIRST_YEAR`.
     month_starts: Vec<Timestamp>,
+    /// The zone's offset changes over `FIRST_YEAR..=LAST_YEAR`, so that converting
+    /// an instant there is a binary search rather than a walk through the zone's
+    /// rules.
+    shifts: Shifts,
+}
+
+/// A zone's offsets over a span of time: `first` from `from`, then each change in
+/// turn, up to `until` (Unix seconds).
+#[derive(Clone, Debug)]
+struct Shifts {
+    from: i64,
+    until: i64,
+    first: Offset,
+    changes: Vec<(i64, Offset)>,
+}
+
+impl Shifts {
+    fn new(zone: &TimeZone, from: Timestamp, until: Timestamp) -> Shifts {
+        let changes = zone
+            .following(from)
+            .take_while(|change| change.timestamp() < until)
+            .map(|change| (change.timestamp().as_second(), change.offset()))
+            .collect();
+        Shifts { from: from.as_second(), until: until.as_second(), first: zone.to_offset(from), changes }
+    }
+
+    /// The offset at `second`, when it is in the span.
+    fn offset_at(&self, second: i64) -> Option<Offset> {
+        if !(self.from..self.until).contains(&second) {
+            return None;
+        }
+        let index = self.changes.partition_point(|(at, _)| *at <= second);
+        Some(index.checked_sub(1).map_or(self.first, |i| self.changes[i].1))
+    }
+
+    /// The one offset in force over `from..=until` (seconds), if it does not change there.
+    fn steady_over(&self, from: i64, until: i64) -> Option<Offset> {
+        let offset = self.offset_at(from)?;
+        self.offset_at(until)?;
+        let next = self.changes.partition_point(|(at, _)| *at <= from);
+        self.changes.get(next).is_none_or(|(at, _)| *at > until).then_some(offset)
+    }
 }
 
 impl Calendar {
     /// Looks an IANA zone up in the bundled database.
     pub fn new(name: &str) -> Option<Calendar> {
         let zone = jiff::tz::db().get(name).ok()?;
-        let mut calendar = Calendar { zone, name: name.to_string(), month_starts: Vec::new() };
+        let midnight_utc = |date: Date| Offset::UTC.to_timestamp(date.to_datetime(jiff::civil::Time::midnight()));
+        let from = midnight_utc(Date::new(FIRST_YEAR - 1, 1, 1).ok()?).ok()?;
+        let until = midnight_utc(Date::new(LAST_YEAR + 1, 12, 31).ok()?).ok()?;
+        let shifts = Shifts::new(&zone, from, until);
+        let mut calendar = Calendar { zone, name: name.to_string(), month_starts: Vec::new(), shifts };
         let mut starts = Vec::with_capacity(12 * (LAST_YEAR - FIRST_YEAR + 1) as usize);
         for year in FIRST_YEAR..=LAST_YEAR {
             for month in 1..=12 {
@@ -50,11 +96,25 @@ impl Calendar {
 
     /// The civil date-time of an instant in the program's zone.
     pub fn civil(&self, at: Timestamp) -> DateTime {
-        self.zone.to_datetime(at)
+        match self.shifts.offset_at(at.as_second()) {
+            Some(offset) => offset.to_datetime(at),
+            None => self.zone.to_datetime(at),
+        }
     }
 
     /// The instant of a civil date-time ("compatible" disambiguation).
     pub fn instant(&self, civil: DateTime) -> Timestamp {
+        // Read as UTC, the civil time is within a day of its instant (offsets are
+        // under 26 hours). When the offset holds for two days either side, that
+        // offset gives the one instant; near a change (a gap or a fold), the zone
+        // decides.
+        const TWO_DAYS: i64 = 2 * 86_400;
+        if let Ok(as_utc) = Offset::UTC.to_timestamp(civil)
+            && let Some(offset) = self.shifts.steady_over(as_utc.as_second() - TWO_DAYS, as_utc.as_second() + TWO_DAYS)
+            && let Ok(at) = offset.to_timestamp(civil)
+        {
+            return at;
+        }
         // `compatible()` only fails beyond jiff's supported range (years
         // -9999..=9999), which event validation rules out.
         self.zone.to_ambiguous_timestamp(civil).compatible().unwrap_or(Timestamp::MAX)
@@ -214,6 +274,40 @@ mod tests {
                 let after = cal.month_starts.partition_point(|start| *start < at);
                 let expected = cal.month_starts.get(after).copied().unwrap_or(Timestamp::MAX);
                 assert_eq!(cal.month_start_at_or_after(at), expected, "{zone} {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn calendar_conversions_agree_with_the_zone() {
+        // Zones with summer time, none, a skipped day (Apia, Kiritimati) and odd offsets.
+        for zone in ["Europe/London", "Europe/Moscow", "Pacific/Apia", "Pacific/Kiritimati", "Asia/Kathmandu"] {
+            let cal = Calendar::new(zone).expect("bundled zone");
+            let tz = jiff::tz::db().get(zone).expect("bundled zone");
+            let mut seconds: Vec<i64> = (-86_400 * 400..33_000_000_000).step_by(86_400 * 3 + 1_799).collect();
+            // Every change from 1990 to 2040, and the seconds and hours around it.
+            let changes =
+                tz.following(ts("1990-01-01T00:00:00Z")).take_while(|c| c.timestamp() < ts("2040-01-01T00:00:00Z"));
+            for change in changes {
+                let at = change.timestamp().as_second();
+                seconds.extend([-7200, -3601, -3600, -1, 0, 1, 1800, 3599, 3600, 7200].map(|d| at + d));
+            }
+            for second in seconds {
+                let at = Timestamp::from_second(second).expect("in range");
+                let civil = tz.to_datetime(at);
+                assert_eq!(cal.civil(at), civil, "{zone} {at}");
+                assert_eq!(
+                    cal.instant(civil),
+                    tz.to_ambiguous_timestamp(civil).compatible().expect("in range"),
+                    "{zone} {at}"
+                );
+                // Civil times in gaps and folds too: the half hour after each instant.
+                let later = civil + SignedDuration::from_mins(30);
+                assert_eq!(
+                    cal.instant(later),
+                    tz.to_ambiguous_timestamp(later).compatible().expect("in range"),
+                    "{zone} {later}"
+                );
             }
         }
     }

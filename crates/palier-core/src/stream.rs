@@ -88,6 +88,9 @@ impl Shard<'_> {
     }
 }
 
+/// Shards of members per thread of the pool.
+const SHARDS_PER_THREAD: usize = 4;
+
 /// Where an event id was first used by an applied line.
 #[derive(Clone, Copy)]
 struct FirstUse {
@@ -150,7 +153,9 @@ impl<'p> StreamReplay<'p> {
     /// `threads` threads. The output does not depend on the number of threads.
     pub fn new(programs: &'p [Program], as_of: Option<Timestamp>, threads: usize) -> StreamReplay<'p> {
         let pool = (threads > 1).then(|| rayon::ThreadPoolBuilder::new().num_threads(threads).build().ok()).flatten();
-        let shards = (0..if pool.is_some() { threads } else { 1 })
+        // Several shards a thread: a thread done with its shards takes another's
+        // rather than wait for the slowest at the end of each piece.
+        let shards = (0..if pool.is_some() { threads * SHARDS_PER_THREAD } else { 1 })
             .map(|_| Shard {
                 engines: programs.iter().map(Engine::new).collect(),
                 batch: Vec::new(),
@@ -251,6 +256,17 @@ impl<'p> StreamReplay<'p> {
         source: &LineSource<'_>,
         each: impl FnMut(MemberDocument),
     ) -> Result<(Option<Timestamp>, Vec<RejectedLine>), Unstreamable> {
+        self.finish_mapped(source, |document| document, each)
+    }
+
+    /// [`StreamReplay::finish_with`], each document first turned by `map` (say,
+    /// into its JSON line) on the core that made it.
+    pub fn finish_mapped<T: Send>(
+        &mut self,
+        source: &LineSource<'_>,
+        map: impl Fn(MemberDocument) -> T + Sync,
+        each: impl FnMut(T),
+    ) -> Result<(Option<Timestamp>, Vec<RejectedLine>), Unstreamable> {
         let last = self.parsed.take();
         let state = &mut self.state;
         let apply = || {
@@ -263,7 +279,7 @@ impl<'p> StreamReplay<'p> {
             Some(pool) => pool.install(apply)?,
             None => apply()?,
         }
-        Ok(self.state.close(self.pool.as_ref(), each))
+        Ok(self.state.close(self.pool.as_ref(), map, each))
     }
 }
 
@@ -303,10 +319,11 @@ impl<'p> State<'p> {
 
     /// Hands every member's document at `as_of` to `each`, in order of member id
     /// then program; returns `as_of` and every rejection.
-    fn close(
+    fn close<T: Send>(
         &mut self,
         pool: Option<&rayon::ThreadPool>,
-        mut each: impl FnMut(MemberDocument),
+        map: impl Fn(MemberDocument) -> T + Sync,
+        mut each: impl FnMut(T),
     ) -> (Option<Timestamp>, Vec<RejectedLine>) {
         /// Documents made at once: enough to keep every core busy, few enough to
         /// weigh nothing beside the members.
@@ -334,9 +351,9 @@ impl<'p> State<'p> {
             })
             .collect();
         members.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-        let document = |(_, _, member, program): &(&str, &str, &Member, &Program)| member.document(program, as_of);
+        let document = |(_, _, member, program): &(&str, &str, &Member, &Program)| map(member.document(program, as_of));
         for batch in members.chunks(BATCH) {
-            let documents: Vec<MemberDocument> = match pool {
+            let documents: Vec<T> = match pool {
                 Some(pool) => pool.install(|| batch.par_iter().map(document).collect()),
                 None => batch.iter().map(document).collect(),
             };

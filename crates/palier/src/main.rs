@@ -279,17 +279,16 @@ fn run_replay(program_paths: &[PathBuf], events: &str, as_of: Option<&str>) -> R
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut written: io::Result<()> = Ok(());
-    let mut write = |document: MemberDocument| {
+    let mut write = |line: io::Result<Vec<u8>>| {
         if written.is_ok() {
-            written =
-                serde_json::to_writer(&mut out, &document).map_err(io::Error::from).and_then(|()| out.write_all(b"\n"));
+            written = line.and_then(|line| out.write_all(&line));
         }
     };
     let rejections = if events == "-" {
         let mut input = Vec::new();
         io::stdin().lock().read_to_end(&mut input).map_err(|e| format!("--events: cannot read standard input: {e}"))?;
         let output = palier_core::replay::replay_with_threads(&programs, &input, as_of, threads);
-        output.documents.into_iter().for_each(&mut write);
+        output.documents.into_iter().map(document_line).for_each(&mut write);
         output.rejections
     } else {
         let cannot_read = |e: io::Error| format!("--events: cannot read {events}: {e}");
@@ -305,7 +304,7 @@ fn run_replay(program_paths: &[PathBuf], events: &str, as_of: Option<&str>) -> R
                 let output = parse_file(&programs, events, threads)
                     .map_err(cannot_read)?
                     .run_with_threads(&programs, as_of, threads);
-                output.documents.into_iter().for_each(&mut write);
+                output.documents.into_iter().map(document_line).for_each(&mut write);
                 output.rejections
             }
         }
@@ -351,7 +350,7 @@ fn stream_file(
     path: &str,
     as_of: Option<jiff::Timestamp>,
     threads: usize,
-    each: impl FnMut(MemberDocument),
+    each: impl FnMut(io::Result<Vec<u8>>),
 ) -> io::Result<Result<Vec<RejectedLine>, Unstreamable>> {
     let mut file = std::fs::File::open(path)?;
     let source = bytes_at(file.try_clone()?);
@@ -370,12 +369,19 @@ fn stream_file(
     // has written nothing.
     let output = match stopped {
         Some(stopped) => Err(stopped),
-        None => stream.finish_with(&source, each).map(|(_, rejections)| rejections),
+        None => stream.finish_mapped(&source, document_line, each).map(|(_, rejections)| rejections),
     };
     // The process exits once the documents are written: freeing every member one
     // allocation at a time would only delay it.
     std::mem::forget(stream);
     Ok(output)
+}
+
+/// A member document as the command prints it: one JSON object and a line feed.
+fn document_line(document: MemberDocument) -> io::Result<Vec<u8>> {
+    let mut line = serde_json::to_vec(&document)?;
+    line.push(b'\n');
+    Ok(line)
 }
 
 /// Reads `length` bytes at `offset` of `file` (lines read again to compare bodies
