@@ -34,40 +34,61 @@ pub struct Calendar {
 }
 
 /// A zone's offsets over a span of time: `first` from `from`, then each change in
-/// turn, up to `until` (Unix seconds).
+/// turn, up to `until` (Unix seconds). `buckets[k]` is the first change at or after
+/// `from + k << BUCKET_BITS`, so that finding the changes around an instant is a
+/// look into a bucket of one or two, not a search.
 #[derive(Clone, Debug)]
 struct Shifts {
     from: i64,
     until: i64,
     first: Offset,
     changes: Vec<(i64, Offset)>,
+    buckets: Vec<u32>,
 }
+
+/// Buckets of 2^23 seconds, some 97 days: zones change offset at most a few times a year.
+const BUCKET_BITS: u32 = 23;
 
 impl Shifts {
     fn new(zone: &TimeZone, from: Timestamp, until: Timestamp) -> Shifts {
-        let changes = zone
+        let changes: Vec<(i64, Offset)> = zone
             .following(from)
             .take_while(|change| change.timestamp() < until)
             .map(|change| (change.timestamp().as_second(), change.offset()))
             .collect();
-        Shifts { from: from.as_second(), until: until.as_second(), first: zone.to_offset(from), changes }
+        let first = zone.to_offset(from);
+        let (from, until) = (from.as_second(), until.as_second());
+        let buckets = (0..=((until - from) >> BUCKET_BITS))
+            .map(|k| {
+                let start = from + (k << BUCKET_BITS);
+                u32::try_from(changes.partition_point(|(at, _)| *at < start)).unwrap_or(u32::MAX)
+            })
+            .collect();
+        Shifts { from, until, first, changes, buckets }
     }
 
-    /// The offset at `second`, when it is in the span.
-    fn offset_at(&self, second: i64) -> Option<Offset> {
+    /// The offset at `second` and the index of the first change after it, when
+    /// `second` is in the span.
+    fn around(&self, second: i64) -> Option<(Offset, usize)> {
         if !(self.from..self.until).contains(&second) {
             return None;
         }
-        let index = self.changes.partition_point(|(at, _)| *at <= second);
-        Some(index.checked_sub(1).map_or(self.first, |i| self.changes[i].1))
+        let mut next = *self.buckets.get(usize::try_from((second - self.from) >> BUCKET_BITS).ok()?)? as usize;
+        while self.changes.get(next).is_some_and(|(at, _)| *at <= second) {
+            next += 1;
+        }
+        Some((next.checked_sub(1).map_or(self.first, |i| self.changes[i].1), next))
+    }
+
+    fn offset_at(&self, second: i64) -> Option<Offset> {
+        self.around(second).map(|(offset, _)| offset)
     }
 
     /// The one offset in force over `from..=until` (seconds), if it does not change there.
     fn steady_over(&self, from: i64, until: i64) -> Option<Offset> {
-        let offset = self.offset_at(from)?;
-        self.offset_at(until)?;
-        let next = self.changes.partition_point(|(at, _)| *at <= from);
-        self.changes.get(next).is_none_or(|(at, _)| *at > until).then_some(offset)
+        let (offset, next) = self.around(from)?;
+        let steady = until < self.until && self.changes.get(next).is_none_or(|(at, _)| *at > until);
+        steady.then_some(offset)
     }
 }
 
@@ -111,7 +132,7 @@ impl Calendar {
         const TWO_DAYS: i64 = 2 * 86_400;
         if let Ok(as_utc) = Offset::UTC.to_timestamp(civil)
             && let Some(offset) = self.shifts.steady_over(as_utc.as_second() - TWO_DAYS, as_utc.as_second() + TWO_DAYS)
-            && let Ok(at) = offset.to_timestamp(civil)
+            && let Ok(at) = as_utc.checked_sub(SignedDuration::from_secs(i64::from(offset.seconds())))
         {
             return at;
         }

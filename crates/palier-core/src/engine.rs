@@ -129,7 +129,11 @@ impl<'p> Engine<'p> {
     pub fn prefetch(&self, event: &Event) {
         let index = match &event.body {
             EventBody::MemberRegistered(_) | EventBody::SaleStarted(_) => None,
-            EventBody::OrderPlaced(order) => self.by_member.get(&order.member).copied(),
+            EventBody::OrderPlaced(order) => {
+                // Its lines were written by the core that parsed them.
+                prefetch(order.lines.as_slice());
+                self.by_member.get(&order.member).copied()
+            }
             EventBody::OrderDelivered { order }
             | EventBody::OrderReturned { order, .. }
             | EventBody::OrderCancelled { order, .. } => self.by_order.get(order).map(|(member, _)| *member),
@@ -163,15 +167,16 @@ impl<'p> Engine<'p> {
     }
 }
 
-/// Asks the processor to start loading every cache line of `value`. It is a hint
-/// only: nothing waits for it, and nothing is read into the program's state.
+/// Asks the processor to start loading every cache line of `value` (up to 1 KiB).
+/// It is a hint only: nothing waits for it, and nothing is read into the program's
+/// state.
 #[inline]
-fn prefetch<T>(value: &T) {
+pub(crate) fn prefetch<T: ?Sized>(value: &T) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
         let start = std::ptr::from_ref(value).cast::<i8>();
-        for offset in (0..size_of::<T>()).step_by(64) {
+        for offset in (0..size_of_val(value).min(1024)).step_by(64) {
             // SAFETY: a prefetch never faults, whatever the address, and changes no
             // memory; these addresses lie within `value` anyway.
             unsafe { _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(offset)) };

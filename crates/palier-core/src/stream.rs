@@ -17,6 +17,8 @@
 
 use std::hash::{BuildHasher, BuildHasherDefault};
 
+mod index;
+
 use jiff::Timestamp;
 use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHasher};
@@ -27,6 +29,7 @@ use crate::event::{Event, EventBody, Id, RejectCode, Rejection, sniff_id};
 use crate::member::Member;
 use crate::program::Program;
 use crate::replay::{CodeOwners, Parsed, RawLine, RejectedLine, ReplayOutput, bytes_at, parse_piece, split_lines};
+use crate::stream::index::HashIndex;
 
 /// The size of the pieces the input is read in: large enough that each phase keeps
 /// every core busy for a while, small enough that the parsed events of two pieces
@@ -55,6 +58,7 @@ struct Waiting {
     at: Timestamp,
     line: usize,
     program: usize,
+    routes: Routes,
     /// Boxed: a waiting event is moved several times (sorted, handed over, applied).
     event: Box<Event>,
 }
@@ -68,9 +72,6 @@ struct Shard<'p> {
 
 impl Shard<'_> {
     fn apply_batch(&mut self) {
-        /// Events between the one whose member is prefetched and the one applied:
-        /// enough for the loads to arrive, few enough for them to stay in cache.
-        const AHEAD: usize = 8;
         for index in 0..self.batch.len() {
             if let Some(later) = self.batch.get(index + AHEAD) {
                 self.engines[later.program].prefetch(&later.event);
@@ -88,11 +89,15 @@ impl Shard<'_> {
     }
 }
 
+/// Events between one whose memory is prefetched and the one worked on: enough for
+/// the loads to arrive, few enough for them to stay in cache.
+const AHEAD: usize = 8;
+
 /// Shards of members per thread of the pool.
 const SHARDS_PER_THREAD: usize = 4;
 
 /// Where an event id was first used by an applied line.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 struct FirstUse {
     offset: u64,
     length: u32,
@@ -100,9 +105,28 @@ struct FirstUse {
     line: u32,
 }
 
-/// The lines of a piece of the input, parsed (with the hash of their event id),
-/// waiting to be taken in while the next piece is parsed.
-type ParsedPiece = Vec<(FirstUse, u64, Parsed)>;
+/// The lines of a piece of the input, parsed (with the hashes of their event id and
+/// of what routes them), waiting to be taken in while the next piece is parsed.
+type ParsedPiece = Vec<(FirstUse, u64, Routes, Parsed)>;
+
+/// The hashes an event is handed over by, worked out where it is parsed: of its
+/// program and member (its shard), and of the order it names.
+#[derive(Clone, Copy, Default)]
+struct Routes {
+    member: Option<u64>,
+    order: Option<u64>,
+}
+
+impl Routes {
+    fn of(parsed: &Parsed) -> Routes {
+        let Ok((program, event)) = parsed else { return Routes::default() };
+        let hasher = BuildHasherDefault::<FxHasher>::default();
+        Routes {
+            member: event.body.member().map(|member| hasher.hash_one((program, member))),
+            order: event.body.order().map(id_hash),
+        }
+    }
+}
 
 /// A replay fed its input piece by piece ([`StreamReplay::push`]), then
 /// [`StreamReplay::finish`]ed. While one piece is parsed, the one before is taken
@@ -134,12 +158,12 @@ struct State<'p> {
     ready: Vec<Waiting>,
     /// First use of each event id, by the id's hash; ids whose hash an earlier id
     /// had (in practice never) are kept by the id itself.
-    first_uses: FxHashMap<u64, FirstUse>,
+    first_uses: HashIndex<FirstUse>,
     collided: FxHashMap<Id, FirstUse>,
     /// Per program: hash of an order id → the shard of the member who placed it.
     /// Two ids sharing a hash can only make the stream give up (`SharedOrder`),
     /// never send an event to the wrong shard.
-    orders: Vec<FxHashMap<u64, u32>>,
+    orders: Vec<HashIndex<u32>>,
     codes: CodeOwners,
     rejections: Vec<RejectedLine>,
 }
@@ -171,9 +195,9 @@ impl<'p> StreamReplay<'p> {
             handed_up_to: None,
             waiting: Vec::new(),
             ready: Vec::new(),
-            first_uses: FxHashMap::default(),
+            first_uses: HashIndex::new(),
             collided: FxHashMap::default(),
-            orders: programs.iter().map(|_| FxHashMap::default()).collect(),
+            orders: programs.iter().map(|_| HashIndex::new()).collect(),
             codes: CodeOwners::default(),
             rejections: Vec::new(),
         };
@@ -199,7 +223,7 @@ impl<'p> StreamReplay<'p> {
             };
             let parsed = parse_piece(programs, line.bytes);
             let hash = parsed.as_ref().map_or(0, |(_, event)| id_hash(&event.id));
-            (here, hash, parsed)
+            (here, hash, Routes::of(&parsed), parsed)
         };
         let previous = self.parsed.take();
         let mut lines = std::mem::take(&mut self.spare);
@@ -288,8 +312,13 @@ impl<'p> State<'p> {
     /// any more: all but those at or after the earliest of the piece's last ones.
     fn take_in(&mut self, piece: &mut ParsedPiece, source: &LineSource<'_>) -> Result<(), Unstreamable> {
         let before = self.waiting.len();
-        for (here, hash, parsed) in piece.drain(..) {
-            self.admit(here, hash, parsed, source);
+        // The slots of the ids a few lines on are loaded while this one is settled.
+        let hashes: Vec<u64> = piece.iter().map(|(_, hash, _, _)| *hash).collect();
+        for (index, (here, hash, routes, parsed)) in piece.drain(..).enumerate() {
+            if let Some(later) = hashes.get(index + AHEAD) {
+                self.first_uses.prefetch(*later);
+            }
+            self.admit(here, hash, routes, parsed, source);
         }
         let added = &self.waiting[before..];
         let Some(horizon) = added[added.len().saturating_sub(HOLD_BACK)..].iter().map(|w| w.at).min() else {
@@ -365,7 +394,7 @@ impl<'p> State<'p> {
     /// Takes one parsed line in: a rejection, an event past `as_of` (left out), a
     /// repeated id (left out, or refused when its body differs, decisions D7), or
     /// an event waiting to be applied.
-    fn admit(&mut self, here: FirstUse, hash: u64, parsed: Parsed, source: &LineSource<'_>) {
+    fn admit(&mut self, here: FirstUse, hash: u64, routes: Routes, parsed: Parsed, source: &LineSource<'_>) {
         let (program, event) = match parsed {
             Ok(parsed) => parsed,
             Err((rejection, event_id)) => {
@@ -392,7 +421,7 @@ impl<'p> State<'p> {
             }
             return;
         }
-        self.waiting.push(Waiting { at: event.at, line: here.line as usize, program, event: Box::new(event) });
+        self.waiting.push(Waiting { at: event.at, line: here.line as usize, program, routes, event: Box::new(event) });
     }
 
     /// The first applied use of `id` and its line's bytes, or `None` after recording
@@ -404,13 +433,7 @@ impl<'p> State<'p> {
         here: FirstUse,
         source: &LineSource<'_>,
     ) -> Option<(FirstUse, Option<Vec<u8>>)> {
-        let first = match self.first_uses.entry(hash) {
-            std::collections::hash_map::Entry::Vacant(vacant) => {
-                vacant.insert(here);
-                return None;
-            }
-            std::collections::hash_map::Entry::Occupied(occupied) => *occupied.get(),
-        };
+        let first = self.first_uses.get_or_insert(hash, here)?;
         let bytes = source(first.offset, first.length as usize);
         let first_id = bytes.as_deref().and_then(|b| std::str::from_utf8(b).ok()).and_then(sniff_id);
         if first_id.as_deref() == Some(id.as_str()) {
@@ -432,17 +455,18 @@ impl<'p> State<'p> {
     /// first.
     fn hand_over(&mut self, ready: &mut Vec<Waiting>) -> Result<(), Unstreamable> {
         let shard_count = self.shards.len();
-        let hasher = BuildHasherDefault::<FxHasher>::default();
-        let shard_of = |program: usize, member: &str| {
-            let hash = hasher.hash_one((program, member));
-            ((u128::from(hash) * shard_count as u128) >> 64) as u32
-        };
-        for waiting in ready.drain(..) {
+        let shard_of = |member: u64| ((u128::from(member) * shard_count as u128) >> 64) as u32;
+        let orders_ahead: Vec<(usize, Option<u64>)> = ready.iter().map(|w| (w.program, w.routes.order)).collect();
+        for (index, waiting) in ready.drain(..).enumerate() {
+            if let Some((program, Some(order))) = orders_ahead.get(index + AHEAD) {
+                self.orders[*program].prefetch(*order);
+            }
             if self.handed_up_to.is_some_and(|up_to| waiting.at < up_to) {
                 return Err(Unstreamable::OutOfOrder { line: waiting.line });
             }
             self.handed_up_to = Some(waiting.at);
             let program = waiting.program;
+            let Routes { member, order } = waiting.routes;
             let shard = match &waiting.event.body {
                 EventBody::SaleStarted(_) => {
                     let mut outcome = Ok(());
@@ -461,24 +485,21 @@ impl<'p> State<'p> {
                         self.rejections.push(RejectedLine { line: waiting.line, event_id, rejection });
                         continue;
                     }
-                    shard_of(program, &issue.member)
+                    member.map_or(0, shard_of)
                 }
-                EventBody::OrderPlaced(order) => {
-                    let shard = shard_of(program, &order.member);
-                    match self.orders[program].get(&id_hash(&order.order)) {
-                        Some(first) if *first != shard => {
+                EventBody::OrderPlaced(_) => {
+                    let shard = member.map_or(0, shard_of);
+                    match order.and_then(|order| self.orders[program].get_or_insert(order, shard)) {
+                        Some(first) if first != shard => {
                             return Err(Unstreamable::SharedOrder { line: waiting.line });
                         }
-                        Some(_) => {}
-                        None => {
-                            self.orders[program].insert(id_hash(&order.order), shard);
-                        }
+                        _ => {}
                     }
                     shard
                 }
-                body => match (body.member(), body.order()) {
-                    (Some(member), _) => shard_of(program, member),
-                    (None, Some(order)) => self.orders[program].get(&id_hash(order)).copied().unwrap_or(0),
+                _ => match (member, order) {
+                    (Some(member), _) => shard_of(member),
+                    (None, Some(order)) => self.orders[program].get(order).unwrap_or(0),
                     (None, None) => 0,
                 },
             };
