@@ -127,21 +127,36 @@ impl<'p> Engine<'p> {
     /// is known: a batch applied with this done a few events ahead overlaps the
     /// memory loads of its members rather than waiting for each in turn.
     pub fn prefetch(&self, event: &Event) {
-        let index = match &event.body {
-            EventBody::MemberRegistered(_) | EventBody::SaleStarted(_) => None,
-            EventBody::OrderPlaced(order) => {
-                // Its lines were written by the core that parsed them.
-                prefetch(order.lines.as_slice());
-                self.by_member.get(&order.member).copied()
-            }
+        if let EventBody::OrderPlaced(order) = &event.body {
+            // Its lines were written by the core that parsed them.
+            prefetch(order.lines.as_slice());
+        }
+        if let Some((member, _)) = self.target(event) {
+            prefetch(member);
+        }
+    }
+
+    /// The second step of [`Engine::prefetch`], a few events later, once the member
+    /// has arrived: the orders the event and the time rules will look at.
+    pub fn prefetch_orders(&self, event: &Event) {
+        if let Some((member, order)) = self.target(event) {
+            member.prefetch_orders(order);
+        }
+    }
+
+    /// The member `event` will change and the index of the order it names, if known.
+    fn target(&self, event: &Event) -> Option<(&Member, Option<usize>)> {
+        let (member, order) = match &event.body {
+            EventBody::MemberRegistered(_) | EventBody::SaleStarted(_) => return None,
             EventBody::OrderDelivered { order }
             | EventBody::OrderReturned { order, .. }
-            | EventBody::OrderCancelled { order, .. } => self.by_order.get(order).map(|(member, _)| *member),
-            body => body.member().and_then(|member| self.by_member.get(member).copied()),
+            | EventBody::OrderCancelled { order, .. } => {
+                let (member, order) = self.by_order.get(order)?;
+                (*member, Some(*order))
+            }
+            body => (*self.by_member.get(body.member()?)?, None),
         };
-        if let Some(member) = index.and_then(|index| self.members.get(index)) {
-            prefetch(&**member);
-        }
+        Some((self.members.get(member)?, order))
     }
 
     fn member_index(&self, id: &str) -> Result<usize, Rejection> {

@@ -1487,6 +1487,17 @@ impl Member {
 
     // ---- time -------------------------------------------------------------------------
 
+    /// Asks the processor to start loading the orders an event will look at: the
+    /// open ones (the time rules walk them) and `named`.
+    pub(crate) fn prefetch_orders(&self, named: Option<usize>) {
+        let open = self.open_orders.iter().take(8).copied();
+        for index in open.chain(named).chain(self.orders.len().checked_sub(1)) {
+            if let Some(order) = self.orders.get(index) {
+                crate::engine::prefetch(order);
+            }
+        }
+    }
+
     /// The earliest instant at which a time rule may change this member.
     pub fn next_wakeup(&self) -> Option<Timestamp> {
         self.wakeups.first()

@@ -73,8 +73,12 @@ struct Shard<'p> {
 impl Shard<'_> {
     fn apply_batch(&mut self) {
         for index in 0..self.batch.len() {
+            // Two steps: the member, then (once it has arrived) its orders.
             if let Some(later) = self.batch.get(index + AHEAD) {
                 self.engines[later.program].prefetch(&later.event);
+            }
+            if let Some(later) = self.batch.get(index + AHEAD / 2) {
+                self.engines[later.program].prefetch_orders(&later.event);
             }
             let waiting = &self.batch[index];
             if let Err(rejection) = self.engines[waiting.program].apply(&waiting.event) {
