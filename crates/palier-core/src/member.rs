@@ -155,6 +155,9 @@ pub struct OrderState {
     pub placed_year: i16,
     pub earning: bool,
     pub lines: Vec<LineState>,
+    /// The lines' eligible value less what was removed, kept as they change: the
+    /// rolling spend sums it over every order without a look into each one's lines.
+    net: Minor,
     pub delivered_at: Option<Timestamp>,
     /// When the returns window closes (the order's value matures).
     pub matures_at: Option<Timestamp>,
@@ -172,7 +175,8 @@ pub struct OrderState {
 impl OrderState {
     /// Eligible value still held by the order (after returns and cancellations).
     pub fn net_value(&self) -> Minor {
-        Minor(self.lines.iter().map(|l| l.eligible.0 - l.eligible_removed.0).sum())
+        debug_assert_eq!(self.net.0, self.lines.iter().map(|l| l.eligible.0 - l.eligible_removed.0).sum::<i64>());
+        self.net
     }
 
     /// Points earned by the order and not removed.
@@ -826,7 +830,7 @@ impl Member {
         let credit_portions = if credit_spent > 0 { self.credit.spend(credit_spent) } else { Vec::new() };
         let adjustments = program.store_credit.as_ref().is_some_and(|c| c.price_adjustment_days.is_some());
         let full_price_order = adjustments && order.codes.is_empty();
-        let lines = order
+        let lines: Vec<LineState> = order
             .lines
             .iter()
             .enumerate()
@@ -859,12 +863,14 @@ impl Member {
             })
             .collect();
         make_room(&mut self.orders);
+        let net = Minor(lines.iter().map(|line| line.eligible.0).sum());
         self.orders.push(OrderState {
             order: order.order.clone(),
             placed_at: at,
             placed_year: program.calendar.year(at),
             earning,
             lines,
+            net,
             delivered_at: None,
             matures_at: None,
             matured: false,
@@ -1094,6 +1100,7 @@ impl Member {
             burned += points;
             removed.0 += value;
         }
+        order.net.0 -= removed.0;
         // Store credit is the customer's money, not rewards value: it comes back even
         // to a closed account (decisions D31).
         let credit_portions = match &mut order.paid {
