@@ -812,11 +812,8 @@ impl Checker {
         if value.is_empty() || (value.len() > MAX_ID_CHARS && value.chars().count() > MAX_ID_CHARS) {
             return Err(invalid(field, value, &format!("must be 1–{MAX_ID_CHARS} characters")));
         }
-        let control = if value.is_ascii() {
-            value.bytes().any(|b| b.is_ascii_control())
-        } else {
-            value.chars().any(char::is_control)
-        };
+        // Printable ASCII, the usual id, in one pass; anything else character by character.
+        let control = !value.bytes().all(|b| (0x20..0x7f).contains(&b)) && value.chars().any(char::is_control);
         if control {
             return Err(invalid(field, value, "must not contain control characters"));
         }

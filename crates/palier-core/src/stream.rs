@@ -328,15 +328,14 @@ impl<'p> State<'p> {
         let Some(horizon) = added[added.len().saturating_sub(HOLD_BACK)..].iter().map(|w| w.at).min() else {
             return Ok(());
         };
-        // Nearly in order already: the stable sort merges the runs it finds.
-        self.waiting.sort_by_key(|w| (w.at, w.line));
+        sort_nearly_in_order(&mut self.waiting);
         let count = self.waiting.partition_point(|w| w.at < horizon);
         self.hand_over_first(count)
     }
 
     /// Applies every event still waiting.
     fn flush(&mut self) -> Result<(), Unstreamable> {
-        self.waiting.sort_by_key(|w| (w.at, w.line));
+        sort_nearly_in_order(&mut self.waiting);
         self.hand_over_first(self.waiting.len())
     }
 
@@ -514,6 +513,27 @@ impl<'p> State<'p> {
             false => self.shards.iter_mut().for_each(Shard::apply_batch),
         }
         Ok(())
+    }
+}
+
+/// Sorts waiting events by `at`, then line (a total order: lines are unique). A feed
+/// is nearly in order, a late line a few places from its own: an insertion sort
+/// puts each back in a few moves. Input further out of order than that is left to
+/// the library's sort after a bounded number of moves.
+fn sort_nearly_in_order(waiting: &mut [Waiting]) {
+    let key = |w: &Waiting| (w.at, w.line);
+    let mut moves_left = waiting.len().saturating_mul(4);
+    for start in 1..waiting.len() {
+        let mut at = start;
+        while at > 0 && key(&waiting[at - 1]) > key(&waiting[at]) {
+            if moves_left == 0 {
+                waiting.sort_unstable_by_key(key);
+                return;
+            }
+            waiting.swap(at - 1, at);
+            moves_left -= 1;
+            at -= 1;
+        }
     }
 }
 
