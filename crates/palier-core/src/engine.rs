@@ -42,12 +42,16 @@ impl<'p> Engine<'p> {
         }
     }
 
-    pub fn program(&self) -> &Program {
+    pub fn program(&self) -> &'p Program {
         self.program
     }
 
     pub fn members(&self) -> impl Iterator<Item = &Member> {
         self.members.iter().map(|m| &**m)
+    }
+
+    pub fn members_mut(&mut self) -> impl Iterator<Item = &mut Member> {
+        self.members.iter_mut().map(|m| &mut **m)
     }
 
     pub fn member(&self, id: &str) -> Option<&Member> {

@@ -368,26 +368,26 @@ impl<'p> State<'p> {
         let Some(as_of) = self.as_of.or(self.latest) else {
             return (None, rejections);
         };
-        let advance = |shard: &mut Shard<'_>| shard.engines.iter_mut().for_each(|engine| engine.advance_all(as_of));
-        match pool {
-            Some(pool) => pool.install(|| self.shards.par_iter_mut().for_each(advance)),
-            None => self.shards.iter_mut().for_each(advance),
-        }
-        let shards = &self.shards;
-        let mut members: Vec<(&str, &str, &Member, &Program)> = shards
-            .iter()
-            .flat_map(|shard| shard.engines.iter())
+        // Each member is brought to `as_of` just before its document is made: one
+        // pass over the members, not one to advance them and another to print them.
+        let mut members: Vec<(Id, &str, &mut Member, &Program)> = self
+            .shards
+            .iter_mut()
+            .flat_map(|shard| shard.engines.iter_mut())
             .flat_map(|engine| {
                 let program = engine.program();
-                engine.members().map(move |member| (member.id.as_str(), program.id.as_str(), member, program))
+                engine.members_mut().map(move |member| (member.id.clone(), program.id.as_str(), member, program))
             })
             .collect();
-        members.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-        let document = |(_, _, member, program): &(&str, &str, &Member, &Program)| map(member.document(program, as_of));
-        for batch in members.chunks(BATCH) {
+        members.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        let document = |(_, _, member, program): &mut (Id, &str, &mut Member, &Program)| {
+            member.advance(program, as_of, true);
+            map(member.document(program, as_of))
+        };
+        for batch in members.chunks_mut(BATCH) {
             let documents: Vec<T> = match pool {
-                Some(pool) => pool.install(|| batch.par_iter().map(document).collect()),
-                None => batch.iter().map(document).collect(),
+                Some(pool) => pool.install(|| batch.par_iter_mut().map(document).collect()),
+                None => batch.iter_mut().map(document).collect(),
             };
             documents.into_iter().for_each(&mut each);
         }
