@@ -642,24 +642,22 @@ fn utc_second(bytes: &[u8]) -> Option<Timestamp> {
     let [y0, y1, y2, y3, b'-', m0, m1, b'-', d0, d1, b'T', h0, h1, b':', n0, n1, b':', s0, s1, b'Z'] = *bytes else {
         return None;
     };
-    let number = |digits: &[u8]| -> Option<i64> {
-        digits.iter().try_fold(0, |n, d| d.is_ascii_digit().then(|| n * 10 + i64::from(d - b'0')))
+    let number = |digits: &[u8]| -> Option<i16> {
+        digits.iter().try_fold(0, |n, d| d.is_ascii_digit().then(|| n * 10 + i16::from(d - b'0')))
     };
-    let (year, month, day) = (number(&[y0, y1, y2, y3])?, number(&[m0, m1])?, number(&[d0, d1])?);
-    let (hour, minute, second) = (number(&[h0, h1])?, number(&[n0, n1])?, number(&[s0, s1])?);
-    // A leap second (60) is left to the general parser.
-    if hour > 23 || minute > 59 || second > 59 {
-        return None;
-    }
-    Date::new(i16::try_from(year).ok()?, i8::try_from(month).ok()?, i8::try_from(day).ok()?).ok()?;
-    // Days since 1970-01-01 in the proleptic Gregorian calendar, counting years
-    // from March so that February's leap day comes last.
-    let (march_year, month_from_march) = if month <= 2 { (year - 1, month + 9) } else { (year, month - 3) };
-    let (era, year_of_era) = (march_year.div_euclid(400), march_year.rem_euclid(400));
-    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    let days = era * 146_097 + day_of_era - 719_468;
-    Timestamp::from_second(days * 86_400 + hour * 3600 + minute * 60 + second).ok()
+    let small = |digits: &[u8]| number(digits).and_then(|n| i8::try_from(n).ok());
+    // jiff checks the ranges (a leap second, 60, is left to the general parser).
+    let civil = jiff::civil::DateTime::new(
+        number(&[y0, y1, y2, y3])?,
+        small(&[m0, m1])?,
+        small(&[d0, d1])?,
+        small(&[h0, h1])?,
+        small(&[n0, n1])?,
+        small(&[s0, s1])?,
+        0,
+    )
+    .ok()?;
+    jiff::tz::Offset::UTC.to_timestamp(civil).ok()
 }
 
 /// The checks of one event, field by field.
