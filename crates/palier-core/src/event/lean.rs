@@ -1,12 +1,18 @@
 //! A reader for the usual shape of an event line, written for speed.
 //!
 //! Nearly every line a replay reads is a plain JSON object: known keys, strings
-//! without escapes, small whole numbers, `true` and `false`. [`read`] reads exactly
-//! that shape straight into a [`RawEvent`], borrowing every string from the line.
-//! On anything else (an escape, `null`, a number with a sign, a fraction or an
-//! exponent, a key it does not know, a key given twice, a value of another type,
-//! malformed JSON) it gives up and returns `None`, and the caller reads the line
-//! with serde, which also explains what is wrong with it.
+//! without escapes, small whole numbers, `true` and `false`, and no backslash or
+//! control character anywhere. [`read`] reads exactly that shape straight into a
+//! [`RawEvent`], borrowing every string from the line. On anything else (a
+//! backslash, a tab or another control character, `null`, a number with a sign, a
+//! fraction or an exponent, a key it does not know, a key given twice, a value of
+//! another type, malformed JSON, a line over 4 KiB) it gives up and returns
+//! `None`, and the caller reads the line with serde, which also explains what is
+//! wrong with it.
+//!
+//! The line is first looked over eight bytes at a time for the places of its
+//! quotes: with no backslash in the line, each string runs from one quote to the
+//! next, so a string is then read in a few instructions, whatever its length.
 //!
 //! The one rule: when [`read`] returns `Some`, it is what serde would have read.
 //! The tests below check that on every line of the examples and scenarios and on
@@ -19,13 +25,17 @@ use super::{RawEvent, RawLine, RawLineFields, RawPayment};
 /// Reads the event of `text` into `raw` (fresh), when it has the usual shape; false
 /// sends the line to serde (`raw` is then left partly filled).
 pub(super) fn read<'a>(text: &'a str, raw: &mut RawEvent<'a>) -> bool {
-    let mut reader = Reader { text, at: 0 };
+    let mut quotes = [0; QUOTE_WORDS];
+    if !find_quotes(text.as_bytes(), &mut quotes) {
+        return false;
+    }
+    let mut reader = Reader { text, at: 0, quotes: &quotes };
     let read = reader.object(|reader, key| event_field(reader, raw, key));
     reader.skip_space();
     read.is_some() && reader.at == text.len()
 }
 
-fn event_field<'a>(reader: &mut Reader<'a>, raw: &mut RawEvent<'a>, key: &str) -> Option<()> {
+fn event_field<'a>(reader: &mut Reader<'a, '_>, raw: &mut RawEvent<'a>, key: &str) -> Option<()> {
     let slot = match key {
         "id" => &mut raw.id,
         "type" => &mut raw.kind,
@@ -68,7 +78,7 @@ fn event_field<'a>(reader: &mut Reader<'a>, raw: &mut RawEvent<'a>, key: &str) -
     fill(slot, reader.string()?)
 }
 
-fn line_field<'a>(reader: &mut Reader<'a>, raw: &mut RawLineFields<'a>, key: &str) -> Option<()> {
+fn line_field<'a>(reader: &mut Reader<'a, '_>, raw: &mut RawLineFields<'a>, key: &str) -> Option<()> {
     let slot = match key {
         "line" => &mut raw.line,
         "sku" => &mut raw.sku,
@@ -97,25 +107,98 @@ fn fill<T>(slot: &mut Option<T>, value: T) -> Option<()> {
     Some(())
 }
 
-/// The high bit of each byte of `word` that is a quote, a backslash or a control
-/// character. Bytes above (after) the lowest flagged one may be flagged wrongly; the
-/// lowest flag is always right.
-fn string_end_flags(word: u64) -> u64 {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let zero_bytes = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
-    let quote = zero_bytes(word ^ (ONES * u64::from(b'"')));
-    let backslash = zero_bytes(word ^ (ONES * u64::from(b'\\')));
-    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
-    quote | backslash | control
+/// Words of the quote map: lines shorter than 4 KiB are read here.
+const QUOTE_WORDS: usize = 64;
+
+/// Marks in `quotes` (bit `i % 64` of word `i / 64`) each byte `i` of `line` that
+/// is a quote. False when the line holds a backslash or a control character, or is
+/// longer than the map: the line is then left to serde.
+fn find_quotes(line: &[u8], quotes: &mut [u64; QUOTE_WORDS]) -> bool {
+    if line.len() >= QUOTE_WORDS * 64 {
+        return false;
+    }
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SSE2 is part of x86-64 itself: every x86-64 processor has it.
+    return unsafe { find_quotes_sse2(line, quotes) };
+    #[cfg(not(target_arch = "x86_64"))]
+    find_quotes_swar(line, quotes)
 }
 
-struct Reader<'a> {
+/// [`find_quotes`] sixteen bytes at a time.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse2")]
+fn find_quotes_sse2(line: &[u8], quotes: &mut [u64; QUOTE_WORDS]) -> bool {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set_epi64x, _mm_set1_epi8,
+    };
+    let mut refused = 0;
+    let mut chunks = line.chunks_exact(16);
+    // The last few bytes, padded with spaces (neither quote, backslash nor control).
+    let mut last = [b' '; 16];
+    last[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    for (index, chunk) in chunks.by_ref().chain([&last[..]]).enumerate() {
+        let (low, high) = chunk.split_at(8);
+        let bytes = _mm_set_epi64x(
+            i64::from_le_bytes(high.try_into().unwrap_or_default()),
+            i64::from_le_bytes(low.try_into().unwrap_or_default()),
+        );
+        let [quote, backslash] = [b'"', b'\\'].map(|byte| _mm_cmpeq_epi8(bytes, _mm_set1_epi8(byte as i8)));
+        let control = _mm_cmpeq_epi8(_mm_min_epu8(bytes, _mm_set1_epi8(0x1f)), bytes);
+        refused |= _mm_movemask_epi8(_mm_or_si128(backslash, control));
+        quotes[index / 4] |= u64::from(_mm_movemask_epi8(quote) as u16) << (16 * (index % 4));
+    }
+    refused == 0
+}
+
+/// [`find_quotes`] eight bytes at a time, in plain arithmetic.
+#[cfg(any(test, not(target_arch = "x86_64")))]
+fn find_quotes_swar(line: &[u8], quotes: &mut [u64; QUOTE_WORDS]) -> bool {
+    let mut refused = 0;
+    let mut words = line.chunks_exact(8);
+    let mut last = [b' '; 8];
+    last[..words.remainder().len()].copy_from_slice(words.remainder());
+    for (index, word) in words.by_ref().chain([&last[..]]).enumerate() {
+        let word = u64::from_le_bytes(word.try_into().unwrap_or_default());
+        refused |= is_byte(word, b'\\') | is_control(word);
+        quotes[index / 8] |= high_bits(is_byte(word, b'"')) << (8 * (index % 8));
+    }
+    refused == 0
+}
+
+#[cfg(any(test, not(target_arch = "x86_64")))]
+const ONES: u64 = 0x0101_0101_0101_0101;
+#[cfg(any(test, not(target_arch = "x86_64")))]
+const LOWS: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+#[cfg(any(test, not(target_arch = "x86_64")))]
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte of `word` that equals `byte` (and no other bit).
+#[cfg(any(test, not(target_arch = "x86_64")))]
+fn is_byte(word: u64, byte: u8) -> u64 {
+    let diff = word ^ (ONES * u64::from(byte));
+    !(((diff & LOWS) + LOWS) | diff) & HIGHS
+}
+
+/// The high bit of each byte of `word` below 0x20 (and no other bit).
+#[cfg(any(test, not(target_arch = "x86_64")))]
+fn is_control(word: u64) -> u64 {
+    !(((word & LOWS) + ONES * 0x60) | word) & HIGHS
+}
+
+/// Bit `i` set for each byte `i` of `flags` whose high bit is set (and no other).
+#[cfg(any(test, not(target_arch = "x86_64")))]
+fn high_bits(flags: u64) -> u64 {
+    ((flags >> 7).wrapping_mul(0x0102_0408_1020_4080)) >> 56
+}
+
+struct Reader<'a, 'q> {
     text: &'a str,
     at: usize,
+    /// Where the line's quotes are ([`find_quotes`]).
+    quotes: &'q [u64; QUOTE_WORDS],
 }
 
-impl<'a> Reader<'a> {
+impl<'a> Reader<'a, '_> {
     fn skip_space(&mut self) {
         let bytes = self.text.as_bytes();
         while let Some(b' ' | b'\n' | b'\r' | b'\t') = bytes.get(self.at) {
@@ -133,28 +216,22 @@ impl<'a> Reader<'a> {
         (self.peek()? == byte).then(|| self.at += 1)
     }
 
-    /// A string with no escape and no control character, borrowed from the line.
+    /// A string, borrowed from the line: with no backslash in the line, it ends
+    /// at the next quote.
+    #[inline]
     fn str(&mut self) -> Option<&'a str> {
-        self.eat(b'"')?;
-        let start = self.at;
-        let bytes = self.text.as_bytes();
-        // Eight bytes at a time: the lowest flagged byte of a word is the first quote,
-        // backslash or control character; near the end of the line, byte by byte.
-        let end = loop {
-            match bytes.get(self.at..self.at + 8) {
-                Some(word) => {
-                    let flags = string_end_flags(u64::from_le_bytes(word.try_into().ok()?));
-                    if flags != 0 {
-                        break self.at + (flags.trailing_zeros() / 8) as usize;
-                    }
-                    self.at += 8;
-                }
-                None => break self.at + bytes[self.at..].iter().position(|b| matches!(b, b'"' | b'\\' | 0..=0x1f))?,
-            }
-        };
-        if bytes[end] != b'"' {
-            return None;
+        match self.text.as_bytes().get(self.at) {
+            Some(b'"') => self.at += 1,
+            _ => self.eat(b'"')?,
         }
+        let start = self.at;
+        let mut word = start / 64;
+        let mut quotes = self.quotes.get(word)? & (u64::MAX << (start % 64));
+        while quotes == 0 {
+            word += 1;
+            quotes = *self.quotes.get(word)?;
+        }
+        let end = word * 64 + quotes.trailing_zeros() as usize;
         self.at = end + 1;
         // Both ends sit next to an ASCII quote, so they are character boundaries.
         self.text.get(start..end)
@@ -343,9 +420,41 @@ mod tests {
         ] {
             assert_eq!(read(&unusual), None, "{unusual}");
         }
-        let spaced = " {\t\"id\" : \"e-1\" ,\r\n \"lines\" : [ \"1\" , { } ] , \"staff\" : false } ";
+        let spaced = " { \"id\" : \"e-1\" ,  \"lines\" : [ \"1\" , { } ] , \"staff\" : false } ";
         assert_eq!(read(spaced), by_serde(spaced));
         assert!(read(spaced).is_some());
+        // Tabs and line breaks between values are JSON, but not the usual shape.
+        let tabbed = spaced.replace(" ,", "\t,").replace("[ ", "[\r\n");
+        assert!(by_serde(&tabbed).is_some());
+        assert_eq!(read(&tabbed), None);
+    }
+
+    proptest! {
+        /// The quote map marks exactly the quotes, and refuses exactly the lines
+        /// with a backslash or a control character (or too long for the map).
+        #[test]
+        fn the_quote_map_marks_every_quote(line in prop::collection::vec(prop::sample::select(
+            vec![b'"', b'\\', b'a', b' ', 0x1f, 0x20, 0x7f, 0x80, 0xa2, 0xdc, 0xff, 0x00, b'\t']
+        ), 0..300), long in any::<bool>()) {
+            let line = if long { [&[b'a'; QUOTE_WORDS * 64 - 150][..], &line].concat() } else { line };
+            let mut quotes = [0; QUOTE_WORDS];
+            let accepted = find_quotes(&line, &mut quotes);
+            let plain = line.len() < QUOTE_WORDS * 64 && line.iter().all(|b| *b != b'\\' && *b >= 0x20);
+            prop_assert_eq!(accepted, plain);
+            if line.len() < QUOTE_WORDS * 64 {
+                let mut by_words = [0; QUOTE_WORDS];
+                prop_assert_eq!(find_quotes_swar(&line, &mut by_words), plain);
+                if plain {
+                    prop_assert_eq!(by_words, quotes);
+                }
+            }
+            if plain {
+                for (index, byte) in line.iter().enumerate() {
+                    prop_assert_eq!(quotes[index / 64] >> (index % 64) & 1 == 1, *byte == b'"', "byte {}", index);
+                }
+                prop_assert!(quotes.iter().enumerate().all(|(word, bits)| *bits == 0 || word * 64 + 64 - bits.leading_zeros() as usize <= line.len()));
+            }
+        }
     }
 
     proptest! {
