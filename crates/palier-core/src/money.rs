@@ -208,6 +208,36 @@ impl Currency {
 
     /// Parses a decimal string with at most this currency's minor digits.
     pub fn parse_amount(&self, text: &str) -> Result<Minor, AmountError> {
+        match self.parse_plain_amount(text.as_bytes()) {
+            Some(minor) => Ok(minor),
+            None => self.parse_any_amount(text),
+        }
+    }
+
+    /// The usual amount, in one pass: up to 13 digits, then `.` and 1 to
+    /// `exponent` digits or nothing, within the bound. `None` for anything else
+    /// (which [`Currency::parse_any_amount`] reads or explains).
+    fn parse_plain_amount(&self, bytes: &[u8]) -> Option<Minor> {
+        let whole_digits = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
+        if whole_digits == 0 || whole_digits > 13 {
+            return None;
+        }
+        let (whole, rest) = bytes.split_at(whole_digits);
+        let fraction = match rest {
+            [] => &[][..],
+            [b'.', fraction @ ..] if !fraction.is_empty() && fraction.len() <= usize::from(self.exponent) => fraction,
+            _ => return None,
+        };
+        let digits = |digits: &[u8]| {
+            digits.iter().try_fold(0_i64, |n, b| b.is_ascii_digit().then(|| n * 10 + i64::from(b - b'0')))
+        };
+        let scale = 10_i64.pow(self.exponent() - fraction.len() as u32);
+        let minor = Minor(digits(whole)? * self.minor_per_major() + digits(fraction)? * scale);
+        (minor <= self.max_amount()).then_some(minor)
+    }
+
+    /// [`Currency::parse_amount`] for any text, naming what is wrong.
+    fn parse_any_amount(&self, text: &str) -> Result<Minor, AmountError> {
         let (negative, digits) = match text.strip_prefix('-') {
             Some(rest) => (true, rest),
             None => (false, text),
@@ -249,6 +279,38 @@ impl Currency {
 
     /// Formats an amount with exactly this currency's minor digits.
     pub fn format(&self, amount: Minor) -> String {
+        // Right to left into a buffer: the minor digits, the point, then the whole
+        // part (at most 19 digits) and the sign.
+        let mut text = [0_u8; 32];
+        let mut at = text.len();
+        let mut put = |byte: u8| {
+            at -= 1;
+            text[at] = byte;
+        };
+        let mut rest = amount.0.unsigned_abs();
+        for _ in 0..self.exponent {
+            put(b'0' + (rest % 10) as u8);
+            rest /= 10;
+        }
+        if self.exponent > 0 {
+            put(b'.');
+        }
+        loop {
+            put(b'0' + (rest % 10) as u8);
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        if amount.0 < 0 {
+            put(b'-');
+        }
+        text[at..].iter().copied().map(char::from).collect()
+    }
+
+    /// [`Currency::format`] through the standard formatter, to test it against.
+    #[cfg(test)]
+    fn format_by_fmt(&self, amount: Minor) -> String {
         let per_major = self.minor_per_major();
         let sign = if amount.0 < 0 { "-" } else { "" };
         let magnitude = amount.0.unsigned_abs();
@@ -390,6 +452,32 @@ mod tests {
             assert_eq!(eur().parse_amount(bad), Err(AmountError::Malformed), "{bad:?}");
         }
         assert_eq!(eur().parse_amount("-0.00"), Ok(Minor(0)));
+    }
+
+    proptest::proptest! {
+        /// The one-pass reading of the usual amount and the buffer formatting agree
+        /// with the general reading and the standard formatter.
+        #[test]
+        fn money_fast_paths_agree_with_the_general_ones(
+            code in proptest::sample::select(vec!["EUR", "KWD", "JPY", "RUB", "BHD"]),
+            text in "-?[0-9]{0,16}(\\.[0-9]{0,5})?x?",
+            amount in proptest::prelude::any::<i64>(),
+        ) {
+            let currency = Currency::from_code(code).expect("in the table");
+            proptest::prop_assert_eq!(currency.parse_amount(&text), currency.parse_any_amount(&text), "{}", text);
+            if let Some(plain) = currency.parse_plain_amount(text.as_bytes()) {
+                proptest::prop_assert_eq!(Ok(plain), currency.parse_any_amount(&text));
+            }
+            proptest::prop_assert_eq!(currency.format(Minor(amount)), currency.format_by_fmt(Minor(amount)));
+        }
+    }
+
+    #[test]
+    fn money_fast_paths_take_the_usual_amounts() {
+        assert_eq!(eur().parse_plain_amount(b"3000.50"), Some(Minor(300_050)));
+        assert_eq!(kwd().parse_plain_amount(b"0.5"), Some(Minor(500)));
+        assert_eq!(eur().parse_plain_amount(b"-1.00"), None);
+        assert_eq!(eur().format(Minor(i64::MIN)), "-92233720368547758.08");
     }
 
     #[test]

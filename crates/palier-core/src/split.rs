@@ -35,7 +35,14 @@ impl ProRata {
     }
 
     fn floor(&self, weight: i64) -> i64 {
-        if self.sum == 0 { 0 } else { (i128::from(self.total) * i128::from(weight)).div_euclid(self.sum) as i64 }
+        if self.sum == 0 {
+            return 0;
+        }
+        // In 64 bits when it fits (always, for real amounts); the quotient is the same.
+        if let (Some(product), Ok(sum @ 1..)) = (self.total.checked_mul(weight), i64::try_from(self.sum)) {
+            return product.div_euclid(sum);
+        }
+        (i128::from(self.total) * i128::from(weight)).div_euclid(self.sum) as i64
     }
 
     /// The share of the weight at `index`.
@@ -67,6 +74,22 @@ mod tests {
         assert_eq!(split_pro_rata(1001, &[1, 2]), vec![333, 668]);
         assert_eq!(split_pro_rata(7, &[0, 0]), vec![7, 0]);
         assert_eq!(split_pro_rata(0, &[5, 5]), vec![0, 0]);
+    }
+
+    proptest::proptest! {
+        /// The 64-bit division gives the 128-bit one's quotient.
+        #[test]
+        fn the_split_in_64_bits_is_the_split_in_128(
+            total in proptest::prelude::any::<i64>(),
+            weight in proptest::prelude::any::<i64>(),
+            sum in proptest::prelude::any::<i64>(),
+            small in proptest::prelude::any::<bool>(),
+        ) {
+            let (total, weight) = if small { (total % 10_000_000, weight % 10_000_000) } else { (total, weight) };
+            let split = ProRata { total, sum: i128::from(sum), largest: 0, remainder: 0 };
+            let wide = if sum == 0 { 0 } else { (i128::from(total) * i128::from(weight)).div_euclid(i128::from(sum)) as i64 };
+            proptest::prop_assert_eq!(split.floor(weight), wide);
+        }
     }
 
     #[test]
