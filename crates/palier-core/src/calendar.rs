@@ -148,6 +148,17 @@ impl Calendar {
 
     /// `n` calendar days later, same wall-clock time.
     pub fn add_days(&self, at: Timestamp, days: i64) -> Timestamp {
+        // With the same offset from three days before `at` to three days after the
+        // result, every day between is 24 hours long and the result is no gap or
+        // fold: it is exactly `days` × 24 hours later (what the civil way below gives).
+        const THREE_DAYS: i64 = 3 * 86_400;
+        let second = at.as_second();
+        if let Some(later) = days.checked_mul(86_400).filter(|_| days >= 0).and_then(|d| second.checked_add(d))
+            && self.shifts.steady_over(second - THREE_DAYS, later + THREE_DAYS).is_some()
+            && let Ok(later) = Timestamp::from_second(later)
+        {
+            return later;
+        }
         // Civil date-times have no DST: a civil day is always 24 hours.
         let civil = self.civil(at);
         match civil.checked_add(SignedDuration::from_hours(24 * days)) {
@@ -322,6 +333,12 @@ mod tests {
                     tz.to_ambiguous_timestamp(civil).compatible().expect("in range"),
                     "{zone} {at}"
                 );
+                // Days later, same wall-clock time, across changes or not.
+                for days in [0, 1, 3, 28] {
+                    let wall_clock = civil + SignedDuration::from_hours(24 * days);
+                    let expected = tz.to_ambiguous_timestamp(wall_clock).compatible().expect("in range");
+                    assert_eq!(cal.add_days(at, days), expected, "{zone} {at} + {days} days");
+                }
                 // Civil times in gaps and folds too: the half hour after each instant.
                 let later = civil + SignedDuration::from_mins(30);
                 assert_eq!(

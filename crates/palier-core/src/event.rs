@@ -830,12 +830,15 @@ impl Checker {
         let value = value.ok_or_else(|| missing(field))?;
         let bytes = value.as_bytes();
         // RFC 3339: a full date, 'T' (or 't'), a time, and an offset.
-        let shape_ok = bytes.len() >= 20
-            && bytes[4] == b'-'
-            && bytes[7] == b'-'
-            && matches!(bytes[10], b'T' | b't')
-            && !value.contains('[');
-        let parsed = if shape_ok { utc_second(bytes).or_else(|| value.parse::<Timestamp>().ok()) } else { None };
+        // The usual shape first (it has no bracket); then the general parser.
+        let shape_ok = || {
+            bytes.len() >= 20
+                && bytes[4] == b'-'
+                && bytes[7] == b'-'
+                && matches!(bytes[10], b'T' | b't')
+                && !value.contains('[')
+        };
+        let parsed = utc_second(bytes).or_else(|| shape_ok().then(|| value.parse::<Timestamp>().ok()).flatten());
         match parsed {
             Some(at) if (EARLIEST_INSTANT..LATEST_INSTANT).contains(&at.as_second()) => Ok(at),
             Some(_) => Err(invalid(field, value, "must be between years 1970 and 2999")),

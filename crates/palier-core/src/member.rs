@@ -1911,6 +1911,9 @@ pub fn eligible_value(order: &Order) -> Minor {
 pub fn returns_window_close(program: &Program, placed_at: Timestamp, delivered_at: Timestamp) -> Timestamp {
     let calendar = &program.calendar;
     let plain = calendar.add_days(delivered_at, program.returns.window_days);
+    if program.returns.extended.is_empty() {
+        return plain;
+    }
     let placed = calendar.civil(placed_at).date();
     let month_day = (placed.month(), placed.day());
     program
