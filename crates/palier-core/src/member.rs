@@ -137,13 +137,21 @@ pub struct Adjustable {
 }
 
 /// Makes room for one more item in a vector that stays short for most members
-/// (orders, benefit grants, points lots): one slot at a time up to eight, then
-/// doubling. `Vec`'s own growth starts at four slots and doubles, which leaves up
-/// to half of every member's vectors unused (a third of the orders' memory in the
-/// 1M-event benchmark).
+/// (benefit grants, points lots): one slot at a time up to eight, then doubling.
+/// `Vec`'s own growth starts at four slots and doubles, which leaves up to half of
+/// every member's vectors unused.
 pub(crate) fn make_room<T>(items: &mut Vec<T>) {
     if items.len() == items.capacity() {
         items.reserve_exact(if items.len() < 8 { 1 } else { items.len() });
+    }
+}
+
+/// Makes room for one more item in a vector that grows all through a member's life
+/// (orders): from two slots, doubling, by at most 64 at a time. Each growth copies
+/// the vector into fresh memory, which costs more than the slots left unused.
+pub(crate) fn make_room_doubling<T>(items: &mut Vec<T>) {
+    if items.len() == items.capacity() {
+        items.reserve_exact(items.len().clamp(2, 64));
     }
 }
 
@@ -862,7 +870,7 @@ impl Member {
                 }
             })
             .collect();
-        make_room(&mut self.orders);
+        make_room_doubling(&mut self.orders);
         let net = Minor(lines.iter().map(|line| line.eligible.0).sum());
         self.orders.push(OrderState {
             order: order.order.clone(),
