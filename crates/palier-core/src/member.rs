@@ -1963,3 +1963,33 @@ fn take_latest_first(portions: &mut Vec<Lot>, mut points: i64) -> Vec<Lot> {
     }
     taken
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Wake-ups come out in time order, each once, as from an ordered set.
+        #[test]
+        fn wakeups_come_out_as_from_an_ordered_set(steps in prop::collection::vec(prop::option::of(0_i64..40), 0..200)) {
+            let (mut wakeups, mut set) = (Wakeups::default(), BTreeSet::new());
+            for step in steps {
+                match step {
+                    Some(second) => {
+                        let at = Timestamp::from_second(second).expect("in range");
+                        wakeups.insert(at);
+                        set.insert(at);
+                    }
+                    None => prop_assert_eq!(wakeups.pop_first(), set.pop_first()),
+                }
+                prop_assert_eq!(wakeups.first(), set.first().copied());
+            }
+            wakeups.clear();
+            prop_assert_eq!(wakeups.pop_first(), None);
+        }
+    }
+}
