@@ -9,6 +9,13 @@ use crate::member::{Member, OrderLookup, unknown_order};
 use crate::program::Program;
 use crate::sales::Sales;
 
+/// Where an event's member is in an engine, and the order it names by id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Located {
+    member: usize,
+    order: Option<usize>,
+}
+
 /// The members of one program, fed events in order of `at`.
 #[derive(Clone, Debug)]
 pub struct Engine<'p> {
@@ -61,6 +68,13 @@ impl<'p> Engine<'p> {
     /// Applies one event at its `at`. Events must come in order of `at`; the time
     /// rules due before `at` run first. A rejected event changes nothing.
     pub fn apply(&mut self, event: &Event) -> Result<(), Rejection> {
+        self.apply_located(event, None)
+    }
+
+    /// [`Engine::apply`], given where [`Engine::locate`] found the event's member
+    /// (and order) some events before: members and orders, once indexed, keep their
+    /// place, so the indexes are not looked up again. `None` looks them up.
+    pub fn apply_located(&mut self, event: &Event, located: Option<Located>) -> Result<(), Rejection> {
         let program = self.program;
         if let Some(named) = &event.program
             && *named != program.id
@@ -91,7 +105,7 @@ impl<'p> Engine<'p> {
             }
             EventBody::CodeIssued(issue) => {
                 let (member, code) = (&issue.member, &issue.code);
-                let index = self.member_index(member)?;
+                let index = self.located_member(located, member)?;
                 if self.by_code.get(code).is_some_and(|owner| *owner != index) {
                     return Err(Rejection::new(RejectCode::CodeExists, format!("code: {code:?} already exists")));
                 }
@@ -100,7 +114,7 @@ impl<'p> Engine<'p> {
                 Ok(())
             }
             EventBody::OrderPlaced(order) => {
-                let index = self.member_index(&order.member)?;
+                let index = self.located_member(located, &order.member)?;
                 if self.by_order.contains_key(&order.order) {
                     return Err(Rejection::new(
                         RejectCode::OrderExists,
@@ -115,52 +129,66 @@ impl<'p> Engine<'p> {
             EventBody::OrderDelivered { order }
             | EventBody::OrderReturned { order, .. }
             | EventBody::OrderCancelled { order, .. } => {
-                let (member, order) = self.by_order.get(order).copied().ok_or_else(|| unknown_order(order))?;
+                let (member, order) = match located {
+                    Some(Located { member, order: Some(order) }) => (member, order),
+                    _ => self.by_order.get(order).copied().ok_or_else(|| unknown_order(order))?,
+                };
                 self.members[member].apply_event(program, &self.sales, event, OrderLookup::Indexed(order))
             }
             // Every other event names its member.
             body => {
                 let member = body.member().unwrap_or_default();
-                let index = self.member_index(member)?;
+                let index = self.located_member(located, member)?;
                 self.members[index].apply_event(program, &self.sales, event, OrderLookup::Search)
             }
         }
     }
 
-    /// Asks the processor to start loading the member `event` will change, if it
-    /// is known: a batch applied with this done a few events ahead overlaps the
-    /// memory loads of its members rather than waiting for each in turn.
-    pub fn prefetch(&self, event: &Event) {
+    /// Where the member `event` will change is (and the order it names by id), if
+    /// they are indexed already; for [`Engine::apply_located`].
+    pub fn locate(&self, event: &Event) -> Option<Located> {
+        match &event.body {
+            EventBody::MemberRegistered(_) | EventBody::SaleStarted(_) => None,
+            EventBody::OrderDelivered { order }
+            | EventBody::OrderReturned { order, .. }
+            | EventBody::OrderCancelled { order, .. } => {
+                let (member, order) = self.by_order.get(order)?;
+                Some(Located { member: *member, order: Some(*order) })
+            }
+            body => Some(Located { member: *self.by_member.get(body.member()?)?, order: None }),
+        }
+    }
+
+    /// Asks the processor to start loading the member an event will change (found
+    /// by [`Engine::locate`]): a batch applied with this done a few events ahead
+    /// overlaps the memory loads of its members rather than waiting for each in
+    /// turn.
+    pub fn prefetch(&self, event: &Event, located: Option<Located>) {
         if let EventBody::OrderPlaced(order) = &event.body {
             // Its lines were written by the core that parsed them.
             prefetch(order.lines.as_slice());
         }
-        if let Some((member, _)) = self.target(event) {
-            prefetch(member);
+        if let Some(member) = located.and_then(|l| self.members.get(l.member)) {
+            prefetch(&**member);
         }
     }
 
     /// The second step of [`Engine::prefetch`], a few events later, once the member
     /// has arrived: the orders the event and the time rules will look at.
-    pub fn prefetch_orders(&self, event: &Event) {
-        if let Some((member, order)) = self.target(event) {
-            member.prefetch_orders(order);
+    pub fn prefetch_orders(&self, located: Option<Located>) {
+        if let Some(located) = located
+            && let Some(member) = self.members.get(located.member)
+        {
+            member.prefetch_orders(located.order);
         }
     }
 
-    /// The member `event` will change and the index of the order it names, if known.
-    fn target(&self, event: &Event) -> Option<(&Member, Option<usize>)> {
-        let (member, order) = match &event.body {
-            EventBody::MemberRegistered(_) | EventBody::SaleStarted(_) => return None,
-            EventBody::OrderDelivered { order }
-            | EventBody::OrderReturned { order, .. }
-            | EventBody::OrderCancelled { order, .. } => {
-                let (member, order) = self.by_order.get(order)?;
-                (*member, Some(*order))
-            }
-            body => (*self.by_member.get(body.member()?)?, None),
-        };
-        Some((self.members.get(member)?, order))
+    /// The member's index: as located, or looked up.
+    fn located_member(&self, located: Option<Located>, id: &str) -> Result<usize, Rejection> {
+        match located {
+            Some(located) => Ok(located.member),
+            None => self.member_index(id),
+        }
     }
 
     fn member_index(&self, id: &str) -> Result<usize, Rejection> {

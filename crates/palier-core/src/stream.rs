@@ -24,7 +24,7 @@ use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHasher};
 
 use crate::document::MemberDocument;
-use crate::engine::Engine;
+use crate::engine::{Engine, Located};
 use crate::event::{Event, EventBody, Id, RejectCode, Rejection, sniff_id};
 use crate::member::Member;
 use crate::program::Program;
@@ -68,21 +68,31 @@ struct Waiting {
 struct Shard<'p> {
     engines: Vec<Engine<'p>>,
     batch: Vec<Waiting>,
+    /// Where each event of the batch found its member, a few events ahead of
+    /// applying it (kept, emptied, for its memory).
+    located: Vec<Option<Located>>,
     rejections: Vec<RejectedLine>,
 }
 
 impl Shard<'_> {
     fn apply_batch(&mut self) {
+        let mut located = std::mem::take(&mut self.located);
+        located.clear();
+        located.extend(self.batch.iter().take(AHEAD).map(|w| self.engines[w.program].locate(&w.event)));
         for index in 0..self.batch.len() {
-            // Two steps: the member, then (once it has arrived) its orders.
+            // Two steps: the member, then (once it has arrived) its orders. Where the
+            // member is, found for the first step, serves the second and the event.
             if let Some(later) = self.batch.get(index + AHEAD) {
-                self.engines[later.program].prefetch(&later.event);
+                let engine = &self.engines[later.program];
+                let found = engine.locate(&later.event);
+                engine.prefetch(&later.event, found);
+                located.push(found);
             }
             if let Some(later) = self.batch.get(index + AHEAD / 2) {
-                self.engines[later.program].prefetch_orders(&later.event);
+                self.engines[later.program].prefetch_orders(located[index + AHEAD / 2]);
             }
             let waiting = &self.batch[index];
-            if let Err(rejection) = self.engines[waiting.program].apply(&waiting.event) {
+            if let Err(rejection) = self.engines[waiting.program].apply_located(&waiting.event, located[index]) {
                 self.rejections.push(RejectedLine {
                     line: waiting.line,
                     event_id: Some(waiting.event.id.to_string()),
@@ -91,6 +101,7 @@ impl Shard<'_> {
             }
         }
         self.batch.clear();
+        self.located = located;
     }
 }
 
@@ -188,6 +199,7 @@ impl<'p> StreamReplay<'p> {
             .map(|_| Shard {
                 engines: programs.iter().map(Engine::new).collect(),
                 batch: Vec::new(),
+                located: Vec::new(),
                 rejections: Vec::new(),
             })
             .collect();
