@@ -11,7 +11,7 @@ use crate::sales::Sales;
 
 /// Where an event's member is in an engine, and the order it names by id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Located {
+pub(crate) struct Located {
     member: usize,
     order: Option<usize>,
 }
@@ -71,10 +71,11 @@ impl<'p> Engine<'p> {
         self.apply_located(event, None)
     }
 
-    /// [`Engine::apply`], given where [`Engine::locate`] found the event's member
-    /// (and order) some events before: members and orders, once indexed, keep their
-    /// place, so the indexes are not looked up again. `None` looks them up.
-    pub fn apply_located(&mut self, event: &Event, located: Option<Located>) -> Result<(), Rejection> {
+    /// [`Engine::apply`], given where this engine's [`Engine::locate`] found the
+    /// event's member (and order) some events before: members and orders, once
+    /// indexed, keep their place, so the indexes are not looked up again. `None`
+    /// looks them up.
+    pub(crate) fn apply_located(&mut self, event: &Event, located: Option<Located>) -> Result<(), Rejection> {
         let program = self.program;
         if let Some(named) = &event.program
             && *named != program.id
@@ -146,7 +147,7 @@ impl<'p> Engine<'p> {
 
     /// Where the member `event` will change is (and the order it names by id), if
     /// they are indexed already; for [`Engine::apply_located`].
-    pub fn locate(&self, event: &Event) -> Option<Located> {
+    pub(crate) fn locate(&self, event: &Event) -> Option<Located> {
         match &event.body {
             EventBody::MemberRegistered(_) | EventBody::SaleStarted(_) => None,
             EventBody::OrderDelivered { order }
@@ -163,7 +164,7 @@ impl<'p> Engine<'p> {
     /// by [`Engine::locate`]): a batch applied with this done a few events ahead
     /// overlaps the memory loads of its members rather than waiting for each in
     /// turn.
-    pub fn prefetch(&self, event: &Event, located: Option<Located>) {
+    pub(crate) fn prefetch(&self, event: &Event, located: Option<Located>) {
         if let EventBody::OrderPlaced(order) = &event.body {
             // Its lines were written by the core that parsed them.
             prefetch(order.lines.as_slice());
@@ -175,7 +176,7 @@ impl<'p> Engine<'p> {
 
     /// The second step of [`Engine::prefetch`], a few events later, once the member
     /// has arrived: the orders the event and the time rules will look at.
-    pub fn prefetch_orders(&self, located: Option<Located>) {
+    pub(crate) fn prefetch_orders(&self, located: Option<Located>) {
         if let Some(located) = located
             && let Some(member) = self.members.get(located.member)
         {

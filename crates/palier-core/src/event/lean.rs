@@ -6,13 +6,14 @@
 //! [`RawEvent`], borrowing every string from the line. On anything else (a
 //! backslash, a tab or another control character, `null`, a number with a sign, a
 //! fraction or an exponent, a key it does not know, a key given twice, a value of
-//! another type, malformed JSON, a line over 4 KiB) it gives up and returns
+//! another type, malformed JSON, a line of 4 KiB or more) it gives up and returns
 //! `None`, and the caller reads the line with serde, which also explains what is
 //! wrong with it.
 //!
-//! The line is first looked over eight bytes at a time for the places of its
-//! quotes: with no backslash in the line, each string runs from one quote to the
-//! next, so a string is then read in a few instructions, whatever its length.
+//! The line is first looked over sixteen bytes at a time (eight where SSE2 is not
+//! at hand) for the places of its quotes: with no backslash in the line, each
+//! string runs from one quote to the next, so a string is then read in a few
+//! instructions, whatever its length.
 //!
 //! The one rule: when [`read`] returns `Some`, it is what serde would have read.
 //! The tests below check that on every line of the examples and scenarios and on
