@@ -5,9 +5,10 @@
 //! join a small look-ahead buffer, sorted by `at` then line, and those that no later
 //! line can precede any more are applied. Members are spread over shards (one per
 //! thread) by a hash of (program, member): members are independent, so each shard
-//! applies its events in order exactly as a single in-order replay would. Parsed
-//! events are freed as soon as they are applied: memory holds the members, not the
-//! input.
+//! applies its events in order exactly as a single in-order replay would. An event
+//! stays where it was parsed: the buffer and the shards hold where it is, and a
+//! piece is freed once its events are applied (memory holds the members, not the
+//! input).
 //!
 //! When the input is not nearly in order (an event earlier than one already applied),
 //! or two members in different shards place the same order id (only a single
@@ -15,6 +16,7 @@
 //! [`Unstreamable`] and the caller replays the input the general way
 //! ([`crate::replay::Replay`]). The output never depends on which way was taken.
 
+use std::collections::VecDeque;
 use std::hash::{BuildHasher, BuildHasherDefault};
 
 mod index;
@@ -53,21 +55,64 @@ pub enum Unstreamable {
 /// was used before are read again to compare their bodies.
 pub type LineSource<'s> = dyn Fn(u64, usize) -> Option<Vec<u8>> + Sync + 's;
 
-/// An event waiting in the look-ahead buffer.
+/// An event waiting in the look-ahead buffer: its sort key and how it is routed.
+/// The event itself stays where it was parsed, in its piece (see [`Pieces`]):
+/// moving it on each step (waiting, handed over, batched) cost more than the
+/// rest of the serial step.
+#[derive(Clone, Copy)]
 struct Waiting {
     at: Timestamp,
-    line: usize,
-    program: usize,
+    slot: Slot,
     routes: Routes,
-    /// Held in place, not boxed: moving some 120 bytes a few times costs less than
-    /// an allocation made on one thread and freed on another.
-    event: Event,
+}
+
+/// Where a parsed line is: the piece (by number, from 0) and its index there. In
+/// the order of the lines, so that (`at`, slot) orders events as (`at`, line).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Slot(u64);
+
+impl Slot {
+    fn new(piece: u64, index: usize) -> Slot {
+        Slot(piece << 32 | index as u64)
+    }
+
+    fn piece(self) -> u64 {
+        self.0 >> 32
+    }
+
+    fn index(self) -> usize {
+        (self.0 & u64::from(u32::MAX)) as usize
+    }
+}
+
+/// The parsed pieces whose events are not all applied yet, oldest first.
+#[derive(Default)]
+struct Pieces {
+    /// The number of the first piece held.
+    first: u64,
+    held: VecDeque<ParsedPiece>,
+}
+
+impl Pieces {
+    /// The line at `slot`, with its event, if it is held and readable.
+    fn line(&self, slot: Slot) -> Option<(&FirstUse, usize, &Event)> {
+        let piece = self.held.get(usize::try_from(slot.piece().checked_sub(self.first)?).ok()?)?;
+        let (here, _, _, parsed) = piece.get(slot.index())?;
+        let (program, event) = parsed.as_ref().ok()?;
+        Some((here, *program, event))
+    }
+
+    /// The number the next piece will be held under.
+    fn next(&self) -> u64 {
+        self.first + self.held.len() as u64
+    }
 }
 
 /// The members of one shard, one engine per program, and the events for it.
 struct Shard<'p> {
     engines: Vec<Engine<'p>>,
-    batch: Vec<Waiting>,
+    /// Where the events to apply are, in order.
+    batch: Vec<Slot>,
     /// Where each event of the batch found its member, a few events ahead of
     /// applying it (kept, emptied, for its memory).
     located: Vec<Option<Located>>,
@@ -75,27 +120,28 @@ struct Shard<'p> {
 }
 
 impl Shard<'_> {
-    fn apply_batch(&mut self) {
+    fn apply_batch(&mut self, pieces: &Pieces) {
+        let lines: Vec<_> = self.batch.iter().filter_map(|slot| pieces.line(*slot)).collect();
         let mut located = std::mem::take(&mut self.located);
         located.clear();
-        located.extend(self.batch.iter().take(AHEAD).map(|w| self.engines[w.program].locate(&w.event)));
-        for index in 0..self.batch.len() {
+        located.extend(lines.iter().take(AHEAD).map(|(_, program, event)| self.engines[*program].locate(event)));
+        for index in 0..lines.len() {
             // Two steps: the member, then (once it has arrived) its orders. Where the
             // member is, found for the first step, serves the second and the event.
-            if let Some(later) = self.batch.get(index + AHEAD) {
-                let engine = &self.engines[later.program];
-                let found = engine.locate(&later.event);
-                engine.prefetch(&later.event, found);
+            if let Some((_, program, event)) = lines.get(index + AHEAD) {
+                let engine = &self.engines[*program];
+                let found = engine.locate(event);
+                engine.prefetch(event, found);
                 located.push(found);
             }
-            if let Some(later) = self.batch.get(index + AHEAD / 2) {
-                self.engines[later.program].prefetch_orders(located[index + AHEAD / 2]);
+            if let Some((_, program, _)) = lines.get(index + AHEAD / 2) {
+                self.engines[*program].prefetch_orders(located[index + AHEAD / 2]);
             }
-            let waiting = &self.batch[index];
-            if let Err(rejection) = self.engines[waiting.program].apply_located(&waiting.event, located[index]) {
+            let (here, program, event) = lines[index];
+            if let Err(rejection) = self.engines[program].apply_located(event, located[index]) {
                 self.rejections.push(RejectedLine {
-                    line: waiting.line,
-                    event_id: Some(waiting.event.id.to_string()),
+                    line: here.line as usize,
+                    event_id: Some(event.id.to_string()),
                     rejection,
                 });
             }
@@ -167,6 +213,10 @@ struct State<'p> {
     shards: Vec<Shard<'p>>,
     /// The latest `at` of the readable events (the default `as_of`).
     latest: Option<Timestamp>,
+    /// The pieces taken in whose events are not all applied.
+    pieces: Pieces,
+    /// A piece's vector, emptied once its events were applied, for the next piece.
+    spare: Option<ParsedPiece>,
     /// The `at` of the last event handed to the shards.
     handed_up_to: Option<Timestamp>,
     waiting: Vec<Waiting>,
@@ -209,6 +259,8 @@ impl<'p> StreamReplay<'p> {
             parallel: pool.is_some(),
             shards,
             latest: None,
+            pieces: Pieces::default(),
+            spare: None,
             handed_up_to: None,
             waiting: Vec::new(),
             ready: Vec::new(),
@@ -245,9 +297,9 @@ impl<'p> StreamReplay<'p> {
         let previous = self.parsed.take();
         let mut lines = std::mem::take(&mut self.spare);
         let state = &mut self.state;
-        let take_in = |mut piece: ParsedPiece| {
-            let taken = state.take_in(&mut piece, source);
-            (piece, taken)
+        let take_in = |piece: ParsedPiece| {
+            let taken = state.take_in(piece, source);
+            (state.spare.take(), taken)
         };
         let taken = match &self.pool {
             Some(pool) => {
@@ -272,7 +324,7 @@ impl<'p> StreamReplay<'p> {
         self.parsed = Some(lines);
         match taken {
             Some((spare, taken)) => {
-                self.spare = spare;
+                self.spare = spare.unwrap_or_default();
                 taken
             }
             None => Ok(()),
@@ -311,8 +363,8 @@ impl<'p> StreamReplay<'p> {
         let last = self.parsed.take();
         let state = &mut self.state;
         let apply = || {
-            if let Some(mut piece) = last {
-                state.take_in(&mut piece, source)?;
+            if let Some(piece) = last {
+                state.take_in(piece, source)?;
             }
             state.flush()
         };
@@ -327,18 +379,20 @@ impl<'p> StreamReplay<'p> {
 impl<'p> State<'p> {
     /// Takes a parsed piece in, then applies the events no later line can precede
     /// any more: all but those at or after the earliest of the piece's last ones.
-    fn take_in(&mut self, piece: &mut ParsedPiece, source: &LineSource<'_>) -> Result<(), Unstreamable> {
+    fn take_in(&mut self, piece: ParsedPiece, source: &LineSource<'_>) -> Result<(), Unstreamable> {
         let before = self.waiting.len();
-        // The slots of the ids a few lines on are loaded while this one is settled.
-        let hashes: Vec<u64> = piece.iter().map(|(_, hash, _, _)| *hash).collect();
-        for (index, (here, hash, routes, parsed)) in piece.drain(..).enumerate() {
-            if let Some(later) = hashes.get(index + AHEAD) {
+        let number = self.pieces.next();
+        for (index, (here, hash, routes, parsed)) in piece.iter().enumerate() {
+            // The slots of the ids a few lines on are loaded while this one is settled.
+            if let Some((_, later, _, _)) = piece.get(index + AHEAD) {
                 self.first_uses.prefetch(*later);
             }
-            self.admit(here, hash, routes, parsed, source);
+            self.admit(Slot::new(number, index), *here, *hash, *routes, parsed, source);
         }
+        self.pieces.held.push_back(piece);
         let added = &self.waiting[before..];
         let Some(horizon) = added[added.len().saturating_sub(HOLD_BACK)..].iter().map(|w| w.at).min() else {
+            self.release_pieces();
             return Ok(());
         };
         sort_nearly_in_order(&mut self.waiting);
@@ -352,14 +406,31 @@ impl<'p> State<'p> {
         self.hand_over_first(self.waiting.len())
     }
 
-    /// Hands over the first `count` waiting events.
+    /// Hands over the first `count` waiting events, then lets go of the pieces
+    /// whose events are all applied.
     fn hand_over_first(&mut self, count: usize) -> Result<(), Unstreamable> {
         let mut ready = std::mem::take(&mut self.ready);
         ready.extend(self.waiting.drain(..count));
-        let handed = self.hand_over(&mut ready);
+        let handed = self.hand_over(&ready);
         ready.clear();
         self.ready = ready;
+        self.release_pieces();
         handed
+    }
+
+    /// Empties the pieces no waiting event is in (their events dropped on every
+    /// core), keeping one vector for the next piece.
+    fn release_pieces(&mut self) {
+        let needed = self.waiting.iter().map(|w| w.slot.piece()).min().unwrap_or(self.pieces.next());
+        while self.pieces.first < needed {
+            let Some(mut piece) = self.pieces.held.pop_front() else { break };
+            self.pieces.first += 1;
+            match self.parallel {
+                true => piece.par_drain(..).for_each(drop),
+                false => piece.clear(),
+            }
+            self.spare = Some(piece);
+        }
     }
 
     /// Hands every member's document at `as_of` to `each`, in order of member id
@@ -409,11 +480,20 @@ impl<'p> State<'p> {
 
     /// Takes one parsed line in: a rejection, an event past `as_of` (left out), a
     /// repeated id (left out, or refused when its body differs, decisions D7), or
-    /// an event waiting to be applied.
-    fn admit(&mut self, here: FirstUse, hash: u64, routes: Routes, parsed: Parsed, source: &LineSource<'_>) {
-        let (program, event) = match parsed {
-            Ok(parsed) => parsed,
+    /// an event waiting to be applied (where it is: it stays there).
+    fn admit(
+        &mut self,
+        slot: Slot,
+        here: FirstUse,
+        hash: u64,
+        routes: Routes,
+        parsed: &Parsed,
+        source: &LineSource<'_>,
+    ) {
+        let event = match parsed {
+            Ok((_, event)) => event,
             Err((rejection, event_id)) => {
+                let (rejection, event_id) = (rejection.clone(), event_id.clone());
                 self.rejections.push(RejectedLine { line: here.line as usize, event_id, rejection });
                 return;
             }
@@ -437,7 +517,7 @@ impl<'p> State<'p> {
             }
             return;
         }
-        self.waiting.push(Waiting { at: event.at, line: here.line as usize, program, routes, event });
+        self.waiting.push(Waiting { at: event.at, slot, routes });
     }
 
     /// The first applied use of `id` and its line's bytes, or `None` after recording
@@ -469,36 +549,39 @@ impl<'p> State<'p> {
     /// applies them there. Program-wide events are settled here first: a sale is
     /// known to every shard, a one-time code goes to the member it was issued to
     /// first.
-    fn hand_over(&mut self, ready: &mut Vec<Waiting>) -> Result<(), Unstreamable> {
+    fn hand_over(&mut self, ready: &[Waiting]) -> Result<(), Unstreamable> {
         let shard_count = self.shards.len();
         let shard_of = |member: u64| ((u128::from(member) * shard_count as u128) >> 64) as u32;
-        let orders_ahead: Vec<(usize, Option<u64>)> = ready.iter().map(|w| (w.program, w.routes.order)).collect();
-        for (index, waiting) in ready.drain(..).enumerate() {
-            if let Some((program, Some(order))) = orders_ahead.get(index + AHEAD) {
-                self.orders[*program].prefetch(*order);
+        let pieces = &self.pieces;
+        for (index, waiting) in ready.iter().enumerate() {
+            if let Some(later) = ready.get(index + AHEAD)
+                && let (Some((_, program, _)), Some(order)) = (pieces.line(later.slot), later.routes.order)
+            {
+                self.orders[program].prefetch(order);
             }
+            let Some((here, program, event)) = pieces.line(waiting.slot) else { continue };
+            let line = here.line as usize;
             if self.handed_up_to.is_some_and(|up_to| waiting.at < up_to) {
-                return Err(Unstreamable::OutOfOrder { line: waiting.line });
+                return Err(Unstreamable::OutOfOrder { line });
             }
             self.handed_up_to = Some(waiting.at);
-            let program = waiting.program;
             let Routes { member, order } = waiting.routes;
-            let shard = match &waiting.event.body {
+            let shard = match &event.body {
                 EventBody::SaleStarted(_) => {
                     let mut outcome = Ok(());
                     for shard in &mut self.shards {
-                        outcome = shard.engines[program].apply(&waiting.event);
+                        outcome = shard.engines[program].apply(event);
                     }
                     if let Err(rejection) = outcome {
-                        let event_id = Some(waiting.event.id.to_string());
-                        self.rejections.push(RejectedLine { line: waiting.line, event_id, rejection });
+                        let event_id = Some(event.id.to_string());
+                        self.rejections.push(RejectedLine { line, event_id, rejection });
                     }
                     continue;
                 }
                 EventBody::CodeIssued(issue) => {
                     if let Err(rejection) = self.codes.claim(self.programs, program, issue) {
-                        let event_id = Some(waiting.event.id.to_string());
-                        self.rejections.push(RejectedLine { line: waiting.line, event_id, rejection });
+                        let event_id = Some(event.id.to_string());
+                        self.rejections.push(RejectedLine { line, event_id, rejection });
                         continue;
                     }
                     member.map_or(0, shard_of)
@@ -507,7 +590,7 @@ impl<'p> State<'p> {
                     let shard = member.map_or(0, shard_of);
                     match order.and_then(|order| self.orders[program].get_or_insert(order, shard)) {
                         Some(first) if first != shard => {
-                            return Err(Unstreamable::SharedOrder { line: waiting.line });
+                            return Err(Unstreamable::SharedOrder { line });
                         }
                         _ => {}
                     }
@@ -519,11 +602,11 @@ impl<'p> State<'p> {
                     (None, None) => 0,
                 },
             };
-            self.shards[shard as usize].batch.push(waiting);
+            self.shards[shard as usize].batch.push(waiting.slot);
         }
         match self.parallel {
-            true => self.shards.par_iter_mut().for_each(Shard::apply_batch),
-            false => self.shards.iter_mut().for_each(Shard::apply_batch),
+            true => self.shards.par_iter_mut().for_each(|shard| shard.apply_batch(pieces)),
+            false => self.shards.iter_mut().for_each(|shard| shard.apply_batch(pieces)),
         }
         Ok(())
     }
@@ -534,7 +617,7 @@ impl<'p> State<'p> {
 /// puts each back in a few moves. Input further out of order than that is left to
 /// the library's sort after a bounded number of moves.
 fn sort_nearly_in_order(waiting: &mut [Waiting]) {
-    let key = |w: &Waiting| (w.at, w.line);
+    let key = |w: &Waiting| (w.at, w.slot);
     let mut moves_left = waiting.len().saturating_mul(4);
     for start in 1..waiting.len() {
         let mut at = start;
