@@ -468,12 +468,27 @@ impl<'p> State<'p> {
             member.advance(program, as_of, true);
             map(member.document(program, as_of))
         };
+        // Members sorted by id lie anywhere in memory: each run of them is described
+        // with the members a few places on already being loaded.
+        let describe = |run: &mut [(Id, &str, &mut Member, &Program)]| {
+            let mut documents = Vec::with_capacity(run.len());
+            for index in 0..run.len() {
+                if let Some((_, _, later, _)) = run.get(index + AHEAD) {
+                    crate::engine::prefetch(&**later);
+                }
+                if let Some((_, _, later, _)) = run.get(index + AHEAD / 2) {
+                    later.prefetch_orders(None);
+                }
+                documents.push(document(&mut run[index]));
+            }
+            documents
+        };
         for batch in members.chunks_mut(BATCH) {
-            let documents: Vec<T> = match pool {
-                Some(pool) => pool.install(|| batch.par_iter_mut().map(document).collect()),
-                None => batch.iter_mut().map(document).collect(),
+            let documents: Vec<Vec<T>> = match pool {
+                Some(pool) => pool.install(|| batch.par_chunks_mut(BATCH / 16).map(describe).collect()),
+                None => vec![describe(batch)],
             };
-            documents.into_iter().for_each(&mut each);
+            documents.into_iter().flatten().for_each(&mut each);
         }
         (Some(as_of), rejections)
     }
