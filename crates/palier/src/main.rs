@@ -395,25 +395,58 @@ fn bytes_at(file: std::fs::File) -> impl Fn(u64, usize) -> Option<Vec<u8>> + Syn
 }
 
 /// Reads `file` in pieces of about `bytes` bytes, each ending at the end of a line
-/// (or of the file).
+/// (or of the file), and hands them to `piece` in order. The next piece is read on
+/// a thread of its own while `piece` works on this one: copying the file in costs
+/// the replay's threads no waiting.
 fn for_each_piece(file: &mut std::fs::File, bytes: usize, mut piece: impl FnMut(&[u8])) -> io::Result<()> {
-    let mut buffer = vec![0_u8; bytes];
-    let mut filled = 0;
+    // Two buffers in all: one being read, one being worked on.
+    let (full_sender, full) = std::sync::mpsc::sync_channel::<Vec<u8>>(0);
+    let (spare_sender, spare) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(move || read_pieces(file, bytes, &full_sender, &spare));
+        for buffer in full {
+            piece(&buffer);
+            // The reader has stopped if this fails; its outcome is below.
+            let _ = spare_sender.send(buffer);
+        }
+        reader.join().unwrap_or_else(|_| Err(io::Error::other("the thread reading the events stopped")))
+    })
+}
+
+/// The reading side of [`for_each_piece`]: fills buffers (taken back from `spare`
+/// once worked on) and sends each, cut after its last line feed, to `full`.
+fn read_pieces(
+    file: &mut std::fs::File,
+    bytes: usize,
+    full: &std::sync::mpsc::SyncSender<Vec<u8>>,
+    spare: &std::sync::mpsc::Receiver<Vec<u8>>,
+) -> io::Result<()> {
+    let mut carried = Vec::new();
     loop {
-        if filled == buffer.len() {
-            // A line longer than the buffer: grow it.
-            buffer.resize(buffer.len() * 2, 0);
+        let mut buffer = spare.try_recv().unwrap_or_default();
+        buffer.clear();
+        buffer.append(&mut carried);
+        let mut wanted = bytes;
+        let (end, done) = loop {
+            // `read_to_end` fills the buffer's spare room without zeroing it first.
+            buffer.reserve(wanted.saturating_sub(buffer.len()));
+            let room = wanted.saturating_sub(buffer.len()).max(1) as u64;
+            let read = (&mut *file).take(room).read_to_end(&mut buffer)?;
+            if (read as u64) < room {
+                break (buffer.len(), true);
+            }
+            match buffer.iter().rposition(|b| *b == b'\n') {
+                Some(last) => break (last + 1, false),
+                // A line longer than a piece: read on.
+                None => wanted = buffer.len() * 2,
+            }
+        };
+        carried.extend_from_slice(&buffer[end..]);
+        buffer.truncate(end);
+        if !buffer.is_empty() && full.send(buffer).is_err() {
+            return Ok(());
         }
-        let read = file.read(&mut buffer[filled..])?;
-        filled += read;
-        let end =
-            if read == 0 { filled } else { buffer[..filled].iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1) };
-        if end > 0 {
-            piece(&buffer[..end]);
-            buffer.copy_within(end..filled, 0);
-            filled -= end;
-        }
-        if read == 0 {
+        if done {
             return Ok(());
         }
     }
@@ -441,4 +474,49 @@ fn run_check(program_path: &PathBuf) -> Result<ExitCode, String> {
         program.calendar.zone_name()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Seek, Write};
+
+    use proptest::prelude::*;
+
+    /// The pieces of `text` as `for_each_piece` reads them, `bytes` at a time.
+    fn pieces(text: &[u8], bytes: usize) -> Vec<Vec<u8>> {
+        let mut file = tempfile::tempfile().expect("a temporary file");
+        file.write_all(text).expect("written");
+        file.rewind().expect("rewound");
+        let mut pieces = Vec::new();
+        super::for_each_piece(&mut file, bytes, |piece| pieces.push(piece.to_vec())).expect("read");
+        pieces
+    }
+
+    proptest! {
+        /// Whatever the lines' lengths beside the piece size (longer ones included),
+        /// the pieces are the file, in order, each cut just after a line feed (the
+        /// last one may end the file without one), and none is empty.
+        #[test]
+        fn pieces_are_the_file_cut_at_line_ends(
+            lines in prop::collection::vec("[a-z]{0,40}", 0..60),
+            final_feed in any::<bool>(),
+            bytes in 1_usize..48,
+        ) {
+            let mut text = lines.join("\n").into_bytes();
+            if final_feed && !text.is_empty() {
+                text.push(b'\n');
+            }
+            let pieces = pieces(&text, bytes);
+            prop_assert_eq!(pieces.concat(), text.clone());
+            for (index, piece) in pieces.iter().enumerate() {
+                prop_assert!(!piece.is_empty());
+                if index + 1 < pieces.len() {
+                    prop_assert_eq!(piece.last(), Some(&b'\n'));
+                }
+                // A piece holds whole lines: at most the last one lacks its feed.
+                let lines_in = piece.iter().filter(|b| **b == b'\n').count();
+                prop_assert!(lines_in >= 1 || index + 1 == pieces.len());
+            }
+        }
+    }
 }
