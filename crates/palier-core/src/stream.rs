@@ -126,8 +126,12 @@ impl Shard<'_> {
         located.clear();
         located.extend(lines.iter().take(AHEAD).map(|(_, program, event)| self.engines[*program].locate(event)));
         for index in 0..lines.len() {
-            // Two steps: the member, then (once it has arrived) its orders. Where the
-            // member is, found for the first step, serves the second and the event.
+            // Three steps: the event (parsed on another core, long ago), the member,
+            // then (once it has arrived) its orders. Where the member is, found for
+            // the second step, serves the third and the event.
+            if let Some((_, _, event)) = lines.get(index + 2 * AHEAD) {
+                crate::engine::prefetch(*event);
+            }
             if let Some((_, program, event)) = lines.get(index + AHEAD) {
                 let engine = &self.engines[*program];
                 let found = engine.locate(event);
