@@ -252,43 +252,66 @@ pub struct Member {
     ledger: Option<Vec<Entry>>,
 }
 
-/// The instants at which time rules may change a member, with the earliest kept
-/// beside the set: most events find nothing due, and learn it without a look into
-/// the set's nodes.
-#[derive(Clone, Debug, Default)]
+/// The instants at which time rules may change a member. The earliest few are kept
+/// in the member itself, sorted: most members wait for two or three instants, and
+/// learn the next one without following a pointer to memory not loaded yet.
+/// The rest, all later, wait in a set.
+#[derive(Clone, Debug)]
 pub(crate) struct Wakeups {
-    first: Option<Timestamp>,
-    later: BTreeSet<Timestamp>,
+    /// `near[..len]`: the earliest instants, in order, each once.
+    near: [Timestamp; NEAR_WAKEUPS],
+    len: u8,
+    /// The later instants: only when `near` is full, and all later than it.
+    far: BTreeSet<Timestamp>,
+}
+
+/// How many wake-ups a member keeps in place.
+const NEAR_WAKEUPS: usize = 4;
+
+impl Default for Wakeups {
+    fn default() -> Wakeups {
+        Wakeups { near: [Timestamp::UNIX_EPOCH; NEAR_WAKEUPS], len: 0, far: BTreeSet::new() }
+    }
 }
 
 impl Wakeups {
     pub(crate) fn first(&self) -> Option<Timestamp> {
-        self.first
+        (self.len > 0).then(|| self.near[0])
     }
 
     pub(crate) fn insert(&mut self, at: Timestamp) {
-        match self.first {
-            Some(first) if first == at => {}
-            Some(first) if first < at => {
-                self.later.insert(at);
-            }
-            Some(first) => {
-                self.later.insert(first);
-                self.first = Some(at);
-            }
-            None => self.first = Some(at),
+        let len = usize::from(self.len);
+        let position = self.near[..len].iter().position(|near| *near >= at).unwrap_or(len);
+        if position < len && self.near[position] == at {
+            return;
+        }
+        if len < NEAR_WAKEUPS {
+            self.near.copy_within(position..len, position + 1);
+            self.near[position] = at;
+            self.len += 1;
+        } else if position == NEAR_WAKEUPS {
+            self.far.insert(at);
+        } else {
+            self.far.insert(self.near[NEAR_WAKEUPS - 1]);
+            self.near.copy_within(position..NEAR_WAKEUPS - 1, position + 1);
+            self.near[position] = at;
         }
     }
 
     pub(crate) fn pop_first(&mut self) -> Option<Timestamp> {
-        let first = self.first.take();
-        self.first = self.later.pop_first();
-        first
+        let first = self.first()?;
+        let len = usize::from(self.len);
+        self.near.copy_within(1..len, 0);
+        match self.far.pop_first() {
+            Some(later) => self.near[len - 1] = later,
+            None => self.len -= 1,
+        }
+        Some(first)
     }
 
     pub(crate) fn clear(&mut self) {
-        self.first = None;
-        self.later.clear();
+        self.len = 0;
+        self.far.clear();
     }
 }
 
