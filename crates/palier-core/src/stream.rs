@@ -159,8 +159,10 @@ impl Shard<'_> {
 /// the loads to arrive, few enough for them to stay in cache.
 const AHEAD: usize = 8;
 
-/// Shards of members per thread of the pool.
-const SHARDS_PER_THREAD: usize = 4;
+/// Shards of members per thread of the pool: the more, the less a thread done with
+/// its shards waits for the slowest at the end of each piece (8 rather than 4: wall
+/// time -2 to -5 % in alternating runs on 1M events; 16: no better).
+const SHARDS_PER_THREAD: usize = 8;
 
 /// Where an event id was first used by an applied line.
 #[derive(Clone, Copy, Default)]
