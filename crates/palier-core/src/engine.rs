@@ -1,7 +1,11 @@
 //! The engine: every member of one program, and the routing of events to them.
 
+mod ids;
+
 use jiff::Timestamp;
 use rustc_hash::FxHashMap;
+
+use self::ids::IdIndex;
 
 use crate::document::MemberDocument;
 use crate::event::{Event, EventBody, Id, RejectCode, Rejection};
@@ -24,9 +28,9 @@ pub struct Engine<'p> {
     /// member and keep up to as much room again unused each time it grows.
     #[expect(clippy::vec_box, reason = "members are large and numerous; see above")]
     members: Vec<Box<Member>>,
-    by_member: FxHashMap<Id, usize>,
+    by_member: IdIndex<usize>,
     /// order id → (member index, order index within the member)
-    by_order: FxHashMap<Id, (usize, usize)>,
+    by_order: IdIndex<(usize, usize)>,
     /// one-time code → the member it was issued to
     by_code: FxHashMap<Id, usize>,
     sales: Sales,
@@ -42,8 +46,8 @@ impl<'p> Engine<'p> {
         Engine {
             program,
             members: Vec::new(),
-            by_member: FxHashMap::default(),
-            by_order: FxHashMap::default(),
+            by_member: IdIndex::new(),
+            by_order: IdIndex::new(),
             by_code: FxHashMap::default(),
             sales,
         }
@@ -62,7 +66,7 @@ impl<'p> Engine<'p> {
     }
 
     pub fn member(&self, id: &str) -> Option<&Member> {
-        self.by_member.get(id).map(|i| &*self.members[*i])
+        self.by_member.get(id).map(|i| &*self.members[i])
     }
 
     /// Applies one event at its `at`. Events must come in order of `at`; the time
@@ -89,7 +93,7 @@ impl<'p> Engine<'p> {
         match &event.body {
             EventBody::MemberRegistered(registration) => {
                 if let Some(index) = self.by_member.get(&registration.member) {
-                    let existing = &self.members[*index];
+                    let existing = &self.members[index];
                     let code = if existing.wiped { RejectCode::MemberClosed } else { RejectCode::MemberExists };
                     return Err(Rejection::new(
                         code,
@@ -116,7 +120,7 @@ impl<'p> Engine<'p> {
             }
             EventBody::OrderPlaced(order) => {
                 let index = self.located_member(located, &order.member)?;
-                if self.by_order.contains_key(&order.order) {
+                if self.by_order.contains(&order.order) {
                     return Err(Rejection::new(
                         RejectCode::OrderExists,
                         format!("order: {:?} was already placed", order.order),
@@ -132,7 +136,7 @@ impl<'p> Engine<'p> {
             | EventBody::OrderCancelled { order, .. } => {
                 let (member, order) = match located {
                     Some(Located { member, order: Some(order) }) => (member, order),
-                    _ => self.by_order.get(order).copied().ok_or_else(|| unknown_order(order))?,
+                    _ => self.by_order.get(order).ok_or_else(|| unknown_order(order))?,
                 };
                 self.members[member].apply_event(program, &self.sales, event, OrderLookup::Indexed(order))
             }
@@ -154,9 +158,30 @@ impl<'p> Engine<'p> {
             | EventBody::OrderReturned { order, .. }
             | EventBody::OrderCancelled { order, .. } => {
                 let (member, order) = self.by_order.get(order)?;
-                Some(Located { member: *member, order: Some(*order) })
+                Some(Located { member, order: Some(order) })
             }
-            body => Some(Located { member: *self.by_member.get(body.member()?)?, order: None }),
+            body => Some(Located { member: self.by_member.get(body.member()?)?, order: None }),
+        }
+    }
+
+    /// Asks the processor to start loading where [`Engine::locate`] will look for
+    /// the event's member or order (and, for an order placed, where its id will go),
+    /// a few events before.
+    pub(crate) fn prefetch_index(&self, event: &Event) {
+        match &event.body {
+            EventBody::MemberRegistered(_) | EventBody::SaleStarted(_) => {}
+            EventBody::OrderDelivered { order }
+            | EventBody::OrderReturned { order, .. }
+            | EventBody::OrderCancelled { order, .. } => self.by_order.prefetch(order),
+            EventBody::OrderPlaced(order) => {
+                self.by_member.prefetch(&order.member);
+                self.by_order.prefetch(&order.order);
+            }
+            body => {
+                if let Some(member) = body.member() {
+                    self.by_member.prefetch(member);
+                }
+            }
         }
     }
 
@@ -195,7 +220,6 @@ impl<'p> Engine<'p> {
     fn member_index(&self, id: &str) -> Result<usize, Rejection> {
         self.by_member
             .get(id)
-            .copied()
             .ok_or_else(|| Rejection::new(RejectCode::UnknownMember, format!("member: {id:?} is not registered")))
     }
 

@@ -126,11 +126,15 @@ impl Shard<'_> {
         located.clear();
         located.extend(lines.iter().take(AHEAD).map(|(_, program, event)| self.engines[*program].locate(event)));
         for index in 0..lines.len() {
-            // Three steps: the event (parsed on another core, long ago), the member,
-            // then (once it has arrived) its orders. Where the member is, found for
-            // the second step, serves the third and the event.
-            if let Some((_, _, event)) = lines.get(index + 2 * AHEAD) {
+            // Four steps: the event (parsed on another core, long ago), where its
+            // member or order is indexed, the member, then (once it has arrived) its
+            // orders. Where the member is, found for the third step, serves the
+            // fourth and the event.
+            if let Some((_, _, event)) = lines.get(index + 3 * AHEAD) {
                 crate::engine::prefetch(*event);
+            }
+            if let Some((_, program, event)) = lines.get(index + 2 * AHEAD) {
+                self.engines[*program].prefetch_index(event);
             }
             if let Some((_, program, event)) = lines.get(index + AHEAD) {
                 let engine = &self.engines[*program];
