@@ -129,3 +129,40 @@ fn repeated_ids_across_pieces_are_settled_as_the_general_replay_does() {
         assert_eq!(streamed, expected);
     }
 }
+
+#[test]
+fn ids_sharing_a_key_of_the_first_use_table_are_told_apart() {
+    // `e-0027299` and `e-0048676` share the 32-bit key the one pass keeps first uses
+    // by (the index's unit tests hold them to it): each is its own event, and each
+    // repeat is settled against its own first line.
+    let programs = [program("perfone")];
+    let (a, b) = ("e-0027299", "e-0048676");
+    let first_a = order(a, "anna", "o-1", "2026-01-12T12:00:00Z", "1000.00");
+    let first_b = order(b, "anna", "o-2", "2026-01-12T13:00:00Z", "2000.00");
+    let lines = [
+        registration("e-1", "anna", "2026-01-10T09:00:00Z"),
+        first_a.clone(),
+        first_b.clone(),
+        // Exact repeats: nothing happens.
+        first_b,
+        first_a,
+        // Other bodies: refused, each naming its own first line.
+        order(b, "anna", "o-3", "2026-01-13T12:00:00Z", "5000.00"),
+        order(a, "anna", "o-4", "2026-01-13T13:00:00Z", "6000.00"),
+    ];
+    let input = lines.join("\n") + "\n";
+    let expected = general(&programs, &input);
+    let refused: Vec<(usize, &str)> =
+        expected.rejections.iter().map(|r| (r.line, r.rejection.message.as_str())).collect();
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    assert!(refused[0].0 == 6 && refused[0].1.contains("line 3"), "{refused:?}");
+    assert!(refused[1].0 == 7 && refused[1].1.contains("line 2"), "{refused:?}");
+    // Both orders count: 5 % of 1000 + 2000 roubles at the first level.
+    assert_eq!(expected.documents[0].points.as_ref().map(|p| p.pending), Some(150));
+    for threads in [1, 2] {
+        for piece in [1, 1 << 20] {
+            let streamed = stream_slice_in_pieces(&programs, input.as_bytes(), None, threads, piece).expect("in order");
+            assert_eq!(streamed, expected, "{threads} threads, pieces of {piece} bytes");
+        }
+    }
+}
