@@ -20,6 +20,11 @@ pub(crate) struct Located {
     order: Option<usize>,
 }
 
+/// An order's place as `by_order` keeps it: (member index, order index).
+fn widen((member, order): (u32, u32)) -> (usize, usize) {
+    (member as usize, order as usize)
+}
+
 /// The members of one program, fed events in order of `at`.
 #[derive(Clone, Debug)]
 pub struct Engine<'p> {
@@ -30,7 +35,8 @@ pub struct Engine<'p> {
     members: Vec<Box<Member>>,
     by_member: IdIndex<usize>,
     /// order id → (member index, order index within the member)
-    by_order: IdIndex<(usize, usize)>,
+    /// (32-bit halves: a slot of 32 bytes rather than 40, 67 MB less at 10M events)
+    by_order: IdIndex<(u32, u32)>,
     /// one-time code → the member it was issued to
     by_code: FxHashMap<Id, usize>,
     sales: Sales,
@@ -127,8 +133,14 @@ impl<'p> Engine<'p> {
                     ));
                 }
                 let member = &mut self.members[index];
+                let (Ok(member_at), Ok(order_at)) = (u32::try_from(index), u32::try_from(member.orders.len())) else {
+                    return Err(Rejection::new(
+                        RejectCode::Overflow,
+                        "order: more than 4 294 967 295 members or orders of one member in a program",
+                    ));
+                };
                 member.apply_event(program, &self.sales, event, OrderLookup::Unique)?;
-                self.by_order.insert(order.order.clone(), (index, member.orders.len() - 1));
+                self.by_order.insert(order.order.clone(), (member_at, order_at));
                 Ok(())
             }
             EventBody::OrderDelivered { order }
@@ -136,7 +148,7 @@ impl<'p> Engine<'p> {
             | EventBody::OrderCancelled { order, .. } => {
                 let (member, order) = match located {
                     Some(Located { member, order: Some(order) }) => (member, order),
-                    _ => self.by_order.get(order).ok_or_else(|| unknown_order(order))?,
+                    _ => self.by_order.get(order).map(widen).ok_or_else(|| unknown_order(order))?,
                 };
                 self.members[member].apply_event(program, &self.sales, event, OrderLookup::Indexed(order))
             }
@@ -157,7 +169,7 @@ impl<'p> Engine<'p> {
             EventBody::OrderDelivered { order }
             | EventBody::OrderReturned { order, .. }
             | EventBody::OrderCancelled { order, .. } => {
-                let (member, order) = self.by_order.get(order)?;
+                let (member, order) = widen(self.by_order.get(order)?);
                 Some(Located { member, order: Some(order) })
             }
             body => Some(Located { member: self.by_member.get(body.member()?)?, order: None }),
