@@ -3,7 +3,7 @@
 //!
 //! The input is read piece by piece. Each piece is parsed on every core; its events
 //! join a small look-ahead buffer, sorted by `at` then line, and those that no later
-//! line can precede any more are applied. Members are spread over shards (one per
+//! line can precede any more are applied. Members are spread over shards (several per
 //! thread) by a hash of (program, member): members are independent, so each shard
 //! applies its events in order exactly as a single in-order replay would. An event
 //! stays where it was parsed: the buffer and the shards hold where it is, and a
