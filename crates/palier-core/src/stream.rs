@@ -122,6 +122,8 @@ struct Shard<'p> {
 impl Shard<'_> {
     fn apply_batch(&mut self, pieces: &Pieces) {
         let lines: Vec<_> = self.batch.iter().filter_map(|slot| pieces.line(*slot)).collect();
+        // A batch holds only readable events of pieces still held (`release_pieces`).
+        debug_assert_eq!(lines.len(), self.batch.len(), "a batched event is no longer held");
         let mut located = std::mem::take(&mut self.located);
         located.clear();
         located.extend(lines.iter().take(AHEAD).map(|(_, program, event)| self.engines[*program].locate(event)));
@@ -601,7 +603,11 @@ impl<'p> State<'p> {
             {
                 self.orders[program].prefetch(order);
             }
-            let Some((here, program, event)) = pieces.line(waiting.slot) else { continue };
+            let Some((here, program, event)) = pieces.line(waiting.slot) else {
+                // Only readable events wait, in pieces held until they are applied.
+                debug_assert!(false, "a waiting event is no longer held");
+                continue;
+            };
             let line = here.line as usize;
             if self.handed_up_to.is_some_and(|up_to| waiting.at < up_to) {
                 return Err(Unstreamable::OutOfOrder { line });
