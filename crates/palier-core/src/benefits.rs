@@ -12,7 +12,7 @@
 use jiff::Timestamp;
 
 use crate::event::{Id, RejectCode, Rejection};
-use crate::member::{Happening, Member, Status};
+use crate::member::{Happening, MaybeAt, Member, Status};
 use crate::program::{Benefit, BenefitGrant, Program};
 
 /// Units of one benefit granted at one instant.
@@ -90,7 +90,7 @@ impl Member {
             self.note(Happening { benefit: Some(benefit), ..Happening::new(at, "benefit_withdrawn") });
         }
         self.forget_unused_closed_grants(at);
-        self.tier_year_end = None;
+        self.tier_year_end = MaybeAt::NONE;
         let Some(tier) = to else { return };
         let year_end = program.calendar.add_months(at, 12);
         for benefit in &program.tiers[tier].benefits {
@@ -101,7 +101,7 @@ impl Member {
                 _ => {}
             }
         }
-        self.tier_year_end = Some(year_end);
+        self.tier_year_end = year_end.into();
         self.wakeups.insert(year_end);
     }
 
@@ -139,11 +139,11 @@ impl Member {
 
     /// A new tier year while the tier is held: the yearly allocation is renewed.
     pub(crate) fn benefits_tier_year(&mut self, program: &Program, at: Timestamp) {
-        if self.tier_year_end != Some(at) {
+        if self.tier_year_end.get() != Some(at) {
             return;
         }
         let Some(tier) = self.tier.filter(|_| self.is_earning()) else {
-            self.tier_year_end = None;
+            self.tier_year_end = MaybeAt::NONE;
             return;
         };
         self.forget_unused_closed_grants(at);
@@ -153,7 +153,7 @@ impl Member {
                 self.grant_benefit(program, tier, benefit, at, Some(year_end));
             }
         }
-        self.tier_year_end = Some(year_end);
+        self.tier_year_end = year_end.into();
         self.wakeups.insert(year_end);
     }
 

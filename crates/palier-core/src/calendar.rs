@@ -246,6 +246,19 @@ mod tests {
     }
 
     #[test]
+    fn maybe_at_answers_as_an_option_of_its_instant() {
+        for at in [None, Some(ts("1970-01-01T00:00:00Z")), Some(ts("2999-12-31T23:59:59.999999999Z"))] {
+            let kept = MaybeAt::from(at);
+            assert_eq!(kept.get(), at);
+            assert_eq!(kept.is_some(), at.is_some());
+            assert_eq!(kept.is_none(), at.is_none());
+            assert_eq!(format!("{kept:?}"), format!("{at:?}"));
+        }
+        assert_eq!(MaybeAt::default(), MaybeAt::NONE);
+        assert_eq!(size_of::<MaybeAt>(), 16, "the point of the type");
+    }
+
+    #[test]
     fn calendar_days_keep_wall_clock_time_across_dst() {
         // 2026-03-10 12:00 GMT + 28 days = 2026-04-07 12:00 BST = 11:00Z.
         let later = london().add_days(ts("2026-03-10T12:00:00Z"), 28);
@@ -356,5 +369,69 @@ mod tests {
         assert_eq!(format_instant(cal.start_of_year(2027)), "2026-12-31T21:00:00Z");
         let later = cal.add_days(ts("2026-03-20T09:00:00Z"), 14);
         assert_eq!(format_instant(later), "2026-04-03T09:00:00Z");
+    }
+}
+
+/// An optional instant in 16 bytes, where `Option<Timestamp>` takes 24: a member
+/// and each of their orders keep several, and at 10 million events the difference
+/// is some 150 MB. "None" is `Timestamp::MIN`, an instant no event or rule reaches
+/// (events are limited to 1970–2999).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct MaybeAt(Timestamp);
+
+impl MaybeAt {
+    pub const NONE: MaybeAt = MaybeAt(Timestamp::MIN);
+
+    pub fn get(self) -> Option<Timestamp> {
+        (self.0 != Timestamp::MIN).then_some(self.0)
+    }
+
+    pub fn is_some(self) -> bool {
+        self.0 != Timestamp::MIN
+    }
+
+    pub fn is_none(self) -> bool {
+        self.0 == Timestamp::MIN
+    }
+
+    pub fn is_some_and(self, f: impl FnOnce(Timestamp) -> bool) -> bool {
+        self.get().is_some_and(f)
+    }
+
+    pub fn is_none_or(self, f: impl FnOnce(Timestamp) -> bool) -> bool {
+        self.get().is_none_or(f)
+    }
+
+    pub fn map<T>(self, f: impl FnOnce(Timestamp) -> T) -> Option<T> {
+        self.get().map(f)
+    }
+
+    pub fn unwrap_or(self, default: Timestamp) -> Timestamp {
+        self.get().unwrap_or(default)
+    }
+}
+
+impl Default for MaybeAt {
+    fn default() -> MaybeAt {
+        MaybeAt::NONE
+    }
+}
+
+impl From<Option<Timestamp>> for MaybeAt {
+    fn from(at: Option<Timestamp>) -> MaybeAt {
+        at.map_or(MaybeAt::NONE, MaybeAt::from)
+    }
+}
+
+impl From<Timestamp> for MaybeAt {
+    fn from(at: Timestamp) -> MaybeAt {
+        debug_assert!(at != Timestamp::MIN, "Timestamp::MIN stands for no instant");
+        MaybeAt(at)
+    }
+}
+
+impl std::fmt::Debug for MaybeAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.get().fmt(f)
     }
 }

@@ -7,6 +7,7 @@
 //! (checked by tests).
 
 use jiff::Timestamp;
+use thin_vec::ThinVec;
 
 use crate::event::{Id, LedgerKind};
 
@@ -21,7 +22,7 @@ pub struct Lot {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Purse {
     /// Earliest expiry first.
-    pub lots: Vec<Lot>,
+    pub lots: ThinVec<Lot>,
     /// A negative balance after a clawback (programs.md §7.8).
     pub debt: i64,
     /// Reserved by open checkout holds; still part of the balance.

@@ -8,10 +8,13 @@
 
 use std::collections::BTreeSet;
 
+use thin_vec::ThinVec;
+
 use jiff::Timestamp;
 use jiff::civil::Date;
 
 use crate::calendar::Calendar;
+pub use crate::calendar::MaybeAt;
 use crate::event::{
     Adjustment, Consent, Event, EventBody, Hold, Id, LedgerKind, LineQuantity, Order, PaymentMethod, ProfileUpdate,
     Registration, RejectCode, Rejection, StatusChange,
@@ -140,7 +143,7 @@ pub struct Adjustable {
 /// (benefit grants, points lots): one slot at a time up to eight, then doubling.
 /// `Vec`'s own growth starts at four slots and doubles, which leaves up to half of
 /// every member's vectors unused.
-pub(crate) fn make_room<T>(items: &mut Vec<T>) {
+pub(crate) fn make_room<T>(items: &mut ThinVec<T>) {
     if items.len() == items.capacity() {
         items.reserve_exact(if items.len() < 8 { 1 } else { items.len() });
     }
@@ -164,16 +167,16 @@ pub struct OrderState {
     /// Civil year of placement in the program's zone.
     pub placed_year: i16,
     pub earning: bool,
-    pub lines: Vec<LineState>,
+    pub lines: Box<[LineState]>,
     /// The lines' eligible value less what was removed, kept as they change: the
     /// rolling spend sums it over every order without a look into each one's lines.
     net: Minor,
-    pub delivered_at: Option<Timestamp>,
+    pub delivered_at: MaybeAt,
     /// When the returns window closes (the order's value matures).
-    pub matures_at: Option<Timestamp>,
+    pub matures_at: MaybeAt,
     pub matured: bool,
     /// When matured value is applied (monthly application), once matured.
-    pub applies_at: Option<Timestamp>,
+    pub applies_at: MaybeAt,
     pub applied: bool,
     pub points_available: bool,
     /// The lots points and store credit were paid from, not yet given back: only for
@@ -207,19 +210,19 @@ pub struct Member {
     pub email: Option<Personal<String>>,
     /// Marketing consent changes, oldest first (the current state is the last per
     /// channel; no record: not given).
-    pub consents: Vec<ConsentRecord>,
+    pub consents: ThinVec<ConsentRecord>,
     /// Profile corrections: when, and which fields (the values are in the events).
-    pub profile_changes: Vec<(Timestamp, Vec<&'static str>)>,
+    pub profile_changes: ThinVec<(Timestamp, Vec<&'static str>)>,
     /// When the member's personal data was erased (pseudonymised).
-    pub erased_at: Option<Timestamp>,
+    pub erased_at: MaybeAt,
     pub staff: bool,
     pub guardian_consent: bool,
     pub status: Status,
     pub ineligible: Option<Ineligibility>,
     pub currency: Option<Currency>,
     pub tier: Option<usize>,
-    pub tier_since: Option<Timestamp>,
-    pub tier_until: Option<Timestamp>,
+    pub tier_since: MaybeAt,
+    pub tier_until: MaybeAt,
     pub basis: TierBasis,
     pub orders: Vec<OrderState>,
     /// Available points (programs.md §3).
@@ -227,18 +230,18 @@ pub struct Member {
     /// Store credit, in the reward currency's minor units (programs.md §4).
     pub credit: Purse,
     /// Promotion codes used by the member's orders.
-    pub used_codes: Vec<UsedCode>,
+    pub used_codes: ThinVec<UsedCode>,
     /// One-time codes issued to the member.
-    pub issued_codes: Vec<IssuedCode>,
+    pub issued_codes: ThinVec<IssuedCode>,
     /// Checkout holds, open or ended.
-    pub holds: Vec<HoldState>,
+    pub holds: ThinVec<HoldState>,
     pub last_birthday_year: Option<i16>,
     /// Benefits granted by tiers (programs.md §5).
-    pub grants: Vec<crate::benefits::Grant>,
+    pub grants: ThinVec<crate::benefits::Grant>,
     /// When the current tier year ends (yearly benefits are renewed).
-    pub tier_year_end: Option<Timestamp>,
+    pub tier_year_end: MaybeAt,
     /// The next birthday instant a bonus is due at, if any.
-    next_birthday_at: Option<Timestamp>,
+    next_birthday_at: MaybeAt,
     /// Tier rules fell due while suspended (decisions D15).
     pub missed_review: bool,
     pub missed_january: bool,
@@ -248,10 +251,16 @@ pub struct Member {
     /// Delivered orders whose value or points are not settled yet (not applied, or
     /// points not available): the only orders time rules look at.
     open_orders: Vec<usize>,
-    /// The timeline, when switched on.
-    journal: Option<Vec<Happening>>,
-    /// The ledger entries, when the journal is switched on.
-    ledger: Option<Vec<Entry>>,
+    /// The timeline and the ledger entries, when switched on (one box: most
+    /// members are replayed without them).
+    timeline: Option<Box<Timeline>>,
+}
+
+/// What a member records when the journal is switched on.
+#[derive(Clone, Debug, Default)]
+struct Timeline {
+    journal: Vec<Happening>,
+    ledger: Vec<Entry>,
 }
 
 /// The instants at which time rules may change a member. The earliest few are kept
@@ -263,8 +272,10 @@ pub(crate) struct Wakeups {
     /// `near[..len]`: the earliest instants, in order, each once.
     near: [Timestamp; NEAR_WAKEUPS],
     len: u8,
-    /// The later instants: only when `near` is full, and all later than it.
-    far: BTreeSet<Timestamp>,
+    /// The later instants: only when `near` is full, and all later than it (boxed:
+    /// few members wait for more than four instants).
+    #[allow(clippy::box_collection, reason = "a pointer in every member, not a set's 24 bytes")]
+    far: Option<Box<BTreeSet<Timestamp>>>,
 }
 
 /// How many wake-ups a member keeps in place.
@@ -272,7 +283,7 @@ const NEAR_WAKEUPS: usize = 4;
 
 impl Default for Wakeups {
     fn default() -> Wakeups {
-        Wakeups { near: [Timestamp::UNIX_EPOCH; NEAR_WAKEUPS], len: 0, far: BTreeSet::new() }
+        Wakeups { near: [Timestamp::UNIX_EPOCH; NEAR_WAKEUPS], len: 0, far: None }
     }
 }
 
@@ -292,9 +303,9 @@ impl Wakeups {
             self.near[position] = at;
             self.len += 1;
         } else if position == NEAR_WAKEUPS {
-            self.far.insert(at);
+            self.far.get_or_insert_default().insert(at);
         } else {
-            self.far.insert(self.near[NEAR_WAKEUPS - 1]);
+            self.far.get_or_insert_default().insert(self.near[NEAR_WAKEUPS - 1]);
             self.near.copy_within(position..NEAR_WAKEUPS - 1, position + 1);
             self.near[position] = at;
         }
@@ -304,8 +315,13 @@ impl Wakeups {
         let first = self.first()?;
         let len = usize::from(self.len);
         self.near.copy_within(1..len, 0);
-        match self.far.pop_first() {
-            Some(later) => self.near[len - 1] = later,
+        match self.far.as_mut().and_then(|far| far.pop_first()) {
+            Some(later) => {
+                self.near[len - 1] = later;
+                if self.far.as_ref().is_some_and(|far| far.is_empty()) {
+                    self.far = None;
+                }
+            }
             None => self.len -= 1,
         }
         Some(first)
@@ -313,7 +329,7 @@ impl Wakeups {
 
     pub(crate) fn clear(&mut self) {
         self.len = 0;
-        self.far.clear();
+        self.far = None;
     }
 }
 
@@ -418,42 +434,41 @@ impl Member {
             birthday: registration.birthday,
             name: registration.name.clone(),
             email: registration.email.clone(),
-            consents: Vec::new(),
-            profile_changes: Vec::new(),
-            erased_at: None,
+            consents: ThinVec::new(),
+            profile_changes: ThinVec::new(),
+            erased_at: MaybeAt::NONE,
             staff: registration.staff,
             guardian_consent: registration.guardian_consent,
             status: Status::Active,
             ineligible: None,
             currency: program.currency_of(&registration.country),
             tier: None,
-            tier_since: None,
-            tier_until: None,
+            tier_since: MaybeAt::NONE,
+            tier_until: MaybeAt::NONE,
             basis: TierBasis::Joined,
             orders: Vec::new(),
             points: Purse::default(),
             credit: Purse::default(),
-            used_codes: Vec::new(),
-            issued_codes: Vec::new(),
-            holds: Vec::new(),
+            used_codes: ThinVec::new(),
+            issued_codes: ThinVec::new(),
+            holds: ThinVec::new(),
             last_birthday_year: None,
-            grants: Vec::new(),
-            tier_year_end: None,
-            next_birthday_at: None,
+            grants: ThinVec::new(),
+            tier_year_end: MaybeAt::NONE,
+            next_birthday_at: MaybeAt::NONE,
             missed_review: false,
             missed_january: false,
             wiped: false,
             wakeups: Wakeups::default(),
             open_orders: Vec::new(),
-            journal: None,
-            ledger: None,
+            timeline: None,
         };
         member.ineligible = member.eligibility(program);
         if member.ineligible.is_none()
             && let Some(joining) = program.joining_tier
         {
             member.tier = Some(joining);
-            member.tier_since = Some(at);
+            member.tier_since = at.into();
             member.benefits_on_tier_change(program, None, Some(joining), at);
         }
         if program.qualification == Qualification::CalendarYear {
@@ -465,27 +480,26 @@ impl Member {
 
     /// Switches the timeline on: from now on every rule applied is recorded.
     pub fn with_journal(mut self) -> Member {
-        self.journal = Some(Vec::new());
-        self.ledger = Some(Vec::new());
+        self.timeline = Some(Box::default());
         self
     }
 
     /// The ledger entries written since the journal was switched on.
     pub fn ledger(&self) -> &[Entry] {
-        self.ledger.as_deref().unwrap_or_default()
+        self.timeline.as_ref().map_or(&[], |timeline| &timeline.ledger)
     }
 
     fn record(&mut self, entry: Entry) {
-        if let Some(ledger) = &mut self.ledger
+        if let Some(timeline) = &mut self.timeline
             && entry.amount != 0
         {
-            ledger.push(entry);
+            timeline.ledger.push(entry);
         }
     }
 
     /// Writes a points entry (and, where it moves value, a second one).
     fn record_points(&mut self, at: Timestamp, reason: Reason, bucket: Bucket, amount: i64, order: Option<&Id>) {
-        if self.ledger.is_some() {
+        if self.journaling() {
             let mut entry = Entry::new(at, LedgerKind::Points, reason, bucket, amount);
             entry.order = order.cloned();
             self.record(entry);
@@ -500,17 +514,17 @@ impl Member {
 
     /// The rules applied since the journal was switched on.
     pub fn journal(&self) -> &[Happening] {
-        self.journal.as_deref().unwrap_or_default()
+        self.timeline.as_ref().map_or(&[], |timeline| &timeline.journal)
     }
 
     pub(crate) fn note(&mut self, happening: Happening) {
-        if let Some(journal) = &mut self.journal {
-            journal.push(happening);
+        if let Some(timeline) = &mut self.timeline {
+            timeline.journal.push(happening);
         }
     }
 
     fn journaling(&self) -> bool {
-        self.journal.is_some()
+        self.timeline.is_some()
     }
 
     /// Staff, excluded or unknown country (programs.md §0, decisions D10).
@@ -575,7 +589,7 @@ impl Member {
             EventBody::MemberUpdated(update) => self.update(program, update, at),
             EventBody::ConsentChanged(consent) => self.change_consent(consent, at),
             EventBody::MemberErased { .. } => {
-                self.erased_at = Some(at);
+                self.erased_at = at.into();
                 self.name = None;
                 self.email = None;
                 self.birthday =
@@ -664,7 +678,7 @@ impl Member {
                 && let Some(joining) = program.joining_tier
             {
                 self.tier = Some(joining);
-                self.tier_since = Some(at);
+                self.tier_since = at.into();
                 self.benefits_on_tier_change(program, None, Some(joining), at);
             }
         }
@@ -743,12 +757,12 @@ impl Member {
         self.status = status;
         self.wiped = true;
         self.tier = None;
-        self.tier_since = None;
-        self.tier_until = None;
+        self.tier_since = MaybeAt::NONE;
+        self.tier_until = MaybeAt::NONE;
         for grant in self.grants.iter_mut().filter(|g| g.is_open(at)) {
             grant.withdrawn_at = Some(at);
         }
-        self.tier_year_end = None;
+        self.tier_year_end = MaybeAt::NONE;
         let open: Vec<usize> = (0..self.holds.len()).filter(|i| self.holds[*i].status == HoldStatus::Open).collect();
         for index in open {
             self.end_hold(index, HoldStatus::Released, at);
@@ -902,12 +916,12 @@ impl Member {
             placed_at: at,
             placed_year: program.calendar.year(at),
             earning,
-            lines,
+            lines: lines.into_boxed_slice(),
             net,
-            delivered_at: None,
-            matures_at: None,
+            delivered_at: MaybeAt::NONE,
+            matures_at: MaybeAt::NONE,
             matured: false,
-            applies_at: None,
+            applies_at: MaybeAt::NONE,
             applied: false,
             points_available: false,
             paid: (redeemed > 0 || credit_spent > 0)
@@ -929,7 +943,7 @@ impl Member {
             });
             self.record_points(at, Reason::Redeemed, Bucket::Available, -redeemed, Some(&order.order));
         }
-        if credit_spent > 0 && self.ledger.is_some() {
+        if credit_spent > 0 && self.journaling() {
             let mut entry = Entry::new(at, LedgerKind::StoreCredit, Reason::Redeemed, Bucket::Available, -credit_spent);
             entry.order = Some(order.order.clone());
             self.record(entry);
@@ -1042,9 +1056,9 @@ impl Member {
         let matures_at = returns_window_close(program, order.placed_at, at);
         let wiped = self.wiped;
         let order = &mut self.orders[index];
-        order.delivered_at = Some(at);
+        order.delivered_at = at.into();
         if !wiped {
-            order.matures_at = Some(matures_at);
+            order.matures_at = matures_at.into();
             let id = order.order.clone();
             self.wakeups.insert(matures_at);
             self.open_orders.push(index);
@@ -1197,7 +1211,7 @@ impl Member {
         if self.points.credit(points, expires_at) {
             self.wakeups.insert(expires_at);
         }
-        if self.ledger.is_some() {
+        if self.journaling() {
             let mut entry = Entry::new(at, LedgerKind::Points, reason, Bucket::Available, points);
             entry.expires_at = Some(expires_at);
             entry.order = order.cloned();
@@ -1218,7 +1232,7 @@ impl Member {
         if self.credit.credit(amount, expires_at) {
             self.wakeups.insert(expires_at);
         }
-        if self.ledger.is_some() {
+        if self.journaling() {
             let mut entry = Entry::new(at, LedgerKind::StoreCredit, reason, Bucket::Available, amount);
             entry.expires_at = Some(expires_at);
             entry.order = order.cloned();
@@ -1586,9 +1600,9 @@ impl Member {
             }
             order.matured = true;
             any = true;
-            if let Some(journal) = &mut self.journal {
+            if let Some(timeline) = &mut self.timeline {
                 let (order_id, amount) = (order.order.clone(), order.net_value());
-                journal.push(Happening {
+                timeline.journal.push(Happening {
                     order: Some(order_id),
                     amount: Some(amount),
                     ..Happening::new(at, "value_matured")
@@ -1597,7 +1611,7 @@ impl Member {
             match program.qualification {
                 Qualification::Rolling { monthly_application: true, .. } => {
                     let applies_at = program.calendar.month_start_at_or_after(at);
-                    order.applies_at = Some(applies_at);
+                    order.applies_at = applies_at.into();
                     self.wakeups.insert(applies_at);
                 }
                 _ => order.applied = true,
@@ -1662,9 +1676,9 @@ impl Member {
             if order.matured && !order.applied && order.applies_at.is_some_and(|a| a <= at) {
                 order.applied = true;
                 any = true;
-                if let Some(journal) = &mut self.journal {
+                if let Some(timeline) = &mut self.timeline {
                     let (order_id, amount) = (order.order.clone(), order.net_value());
-                    journal.push(Happening {
+                    timeline.journal.push(Happening {
                         order: Some(order_id),
                         amount: Some(amount),
                         ..Happening::new(at, "value_applied")
@@ -1713,17 +1727,19 @@ impl Member {
             self.note(Happening { from_tier, tier, until: tier.and(until), ..Happening::new(since, rule) });
         }
         self.tier = tier;
-        self.tier_since = tier.map(|_| since);
-        self.tier_until = tier.and(until);
-        if let Some(until) = self.tier_until {
+        self.tier_since = tier.map(|_| since).into();
+        self.tier_until = tier.and(until).into();
+        if let Some(until) = self.tier_until.get() {
             self.wakeups.insert(until);
         }
     }
 
     fn set_tier_quietly(&mut self, program: &Program, tier: Option<usize>, since: Timestamp, until: Option<Timestamp>) {
-        let journal = self.journal.take();
+        let journal = self.timeline.as_mut().map(|timeline| std::mem::take(&mut timeline.journal));
         self.set_tier(program, "", tier, since, until);
-        self.journal = journal;
+        if let (Some(timeline), Some(journal)) = (&mut self.timeline, journal) {
+            timeline.journal = journal;
+        }
     }
 
     /// NET-A-PORTER upgrade: to the highest tier reached, for a new term.
@@ -1750,7 +1766,7 @@ impl Member {
         let next_term = program.calendar.add_months(at, term_months);
         if reached == self.tier {
             self.note(Happening { tier: self.tier, until: Some(next_term), ..Happening::new(at, "tier_kept") });
-            self.tier_until = Some(next_term);
+            self.tier_until = next_term.into();
             self.wakeups.insert(next_term);
         } else {
             let rule = if reached > self.tier { "tier_upgraded" } else { "tier_lowered" };
@@ -1889,11 +1905,11 @@ impl Member {
     }
 
     fn schedule_birthday(&mut self, program: &Program, from: Timestamp) {
-        self.next_birthday_at = None;
+        self.next_birthday_at = MaybeAt::NONE;
         if (program.points.as_ref().is_some_and(|p| p.birthday_bonus > 0) || Member::birthday_benefits(program))
             && let Some(next) = self.next_birthday(&program.calendar, from)
         {
-            self.next_birthday_at = Some(next);
+            self.next_birthday_at = next.into();
             self.wakeups.insert(next);
         }
     }
@@ -1901,7 +1917,7 @@ impl Member {
     /// The birthday, once a year, for active members: Perfone's points bonus and the
     /// tier's birthday benefits (programs.md §3, §5, D23).
     fn birthday(&mut self, program: &Program, at: Timestamp) {
-        if self.next_birthday_at != Some(at) {
+        if self.next_birthday_at.get() != Some(at) {
             return;
         }
         let year = program.calendar.year(at);

@@ -320,7 +320,7 @@ pub fn member_view(
         badge: badge_class(program, index),
         since: member.tier_since.map(|since| fill(t.tier_since, &[("date", &f.date(since))])),
     });
-    let review = match (tier_index, member.tier_until) {
+    let review = match (tier_index, member.tier_until.get()) {
         (None, _) => None,
         (Some(_), Some(until)) => Some(fill(t.tier_review, &[("date", &f.date(until))])),
         (Some(_), None) if matches!(program.qualification, Qualification::Lifetime) => {
@@ -370,7 +370,7 @@ pub fn member_view(
             .map(|o| PendingRow {
                 order: o.order.to_string(),
                 amount: f.money(o.net_value()),
-                counts: f.counts_on(o.delivered_at.is_some(), o.matures_at, o.applies_at),
+                counts: f.counts_on(o.delivered_at.is_some(), o.matures_at.get(), o.applies_at.get()),
             })
             .collect()
     };
@@ -394,7 +394,7 @@ pub fn member_view(
                 .iter()
                 .filter(|o| o.earning && !o.points_available && o.net_points() > 0)
                 .map(|o| {
-                    let on = match (o.delivered_at, o.matures_at) {
+                    let on = match (o.delivered_at.get(), o.matures_at.get()) {
                         (Some(_), Some(matures)) => f.date(matures),
                         _ => t.after_delivery.to_string(),
                     };
