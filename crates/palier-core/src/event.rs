@@ -181,7 +181,7 @@ pub enum EventBody {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProfileUpdate {
     pub member: Id,
-    pub country: Option<Id>,
+    pub country: Option<CountryCode>,
     pub birth_date: Option<Personal<Date>>,
     pub birthday: Option<(i8, i8)>,
     pub name: Option<Personal<String>>,
@@ -307,10 +307,56 @@ impl EventBody {
     }
 }
 
+/// An ISO 3166-1 alpha-2 country code (two capital letters), in two bytes: every
+/// member keeps one.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CountryCode([u8; 2]);
+
+impl CountryCode {
+    /// The code, if `value` is two capital ASCII letters.
+    pub fn new(value: &str) -> Option<CountryCode> {
+        match *value.as_bytes() {
+            [a, b] if a.is_ascii_uppercase() && b.is_ascii_uppercase() => Some(CountryCode([a, b])),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Two ASCII letters, checked by `new`.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl std::ops::Deref for CountryCode {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Debug for CountryCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(f)
+    }
+}
+
+impl std::fmt::Display for CountryCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for CountryCode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Registration {
     pub member: Id,
-    pub country: Id,
+    pub country: CountryCode,
     pub birth_date: Option<Personal<Date>>,
     /// Month and day only, when the year is not known (or was erased).
     pub birthday: Option<(i8, i8)>,
@@ -846,12 +892,9 @@ impl Checker {
         }
     }
 
-    fn country(&self, value: &str) -> Result<Id, Rejection> {
-        if value.len() == 2 && value.bytes().all(|b| b.is_ascii_uppercase()) {
-            Ok(Id::from(value))
-        } else {
-            Err(invalid(Field::Top("country"), value, "is not an ISO 3166-1 alpha-2 code"))
-        }
+    fn country(&self, value: &str) -> Result<CountryCode, Rejection> {
+        CountryCode::new(value)
+            .ok_or_else(|| invalid(Field::Top("country"), value, "is not an ISO 3166-1 alpha-2 code"))
     }
 
     fn birth_date(&self, value: Option<&str>, at: Timestamp) -> Result<Option<Date>, Rejection> {

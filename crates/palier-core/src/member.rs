@@ -16,8 +16,8 @@ use jiff::civil::Date;
 use crate::calendar::Calendar;
 pub use crate::calendar::MaybeAt;
 use crate::event::{
-    Adjustment, Consent, Event, EventBody, Hold, Id, LedgerKind, LineQuantity, Order, PaymentMethod, ProfileUpdate,
-    Registration, RejectCode, Rejection, StatusChange,
+    Adjustment, Consent, CountryCode, Event, EventBody, Hold, Id, LedgerKind, LineQuantity, Order, PaymentMethod,
+    ProfileUpdate, Registration, RejectCode, Rejection, StatusChange,
 };
 pub use crate::ledger::Lot;
 use crate::ledger::{Bucket, Entry, Purse, Reason};
@@ -128,15 +128,37 @@ pub struct OrderPaid {
     pub credit_portions: Vec<Lot>,
 }
 
-/// A full-price line that a sale price adjustment may concern.
+/// A full-price line that a sale price adjustment may concern. Its style and size
+/// are kept as one string (inline up to 24 bytes), so that the box is 40 bytes
+/// rather than 64: some 3.5 million lines keep one at 10M events.
 #[derive(Clone, Debug)]
 pub struct Adjustable {
-    pub sku: Id,
-    pub size: Option<Id>,
+    /// The SKU, then the size if any.
+    item: Id,
+    sku_length: u32,
+    sized: bool,
     /// The line's price (all units, before discount).
     pub price: Minor,
     /// A sale price adjustment was granted for it.
     pub adjusted: bool,
+}
+
+impl Adjustable {
+    pub fn new(sku: &str, size: Option<&str>, price: Minor) -> Adjustable {
+        let mut item = Id::from(sku);
+        item.push_str(size.unwrap_or_default());
+        // A SKU of four billion bytes or more cannot be read from an event line.
+        let sku_length = u32::try_from(sku.len()).unwrap_or(u32::MAX);
+        Adjustable { item, sku_length, sized: size.is_some(), price, adjusted: false }
+    }
+
+    pub fn sku(&self) -> &str {
+        &self.item[..self.sku_length as usize]
+    }
+
+    pub fn size(&self) -> Option<&str> {
+        self.sized.then(|| &self.item[self.sku_length as usize..])
+    }
 }
 
 /// Makes room for one more item in a vector that stays short for most members
@@ -158,6 +180,11 @@ pub(crate) fn make_room_growing<T>(items: &mut Vec<T>) {
     if items.len() == items.capacity() {
         items.reserve_exact((items.len() / 2).clamp(2, 64));
     }
+}
+
+/// A personal text as the member keeps it: 16 bytes rather than a `String`'s 24.
+fn boxed(text: &Personal<String>) -> Personal<Box<str>> {
+    Personal::new(text.expose().as_str().into())
 }
 
 #[derive(Clone, Debug)]
@@ -202,12 +229,12 @@ impl OrderState {
 pub struct Member {
     pub id: Id,
     pub registered_at: Timestamp,
-    pub country: Id,
+    pub country: CountryCode,
     pub birth_date: Option<Personal<Date>>,
     /// Month and day, when only they are known (or after an erasure).
     pub birthday: Option<(i8, i8)>,
-    pub name: Option<Personal<String>>,
-    pub email: Option<Personal<String>>,
+    pub name: Option<Personal<Box<str>>>,
+    pub email: Option<Personal<Box<str>>>,
     /// Marketing consent changes, oldest first (the current state is the last per
     /// channel; no record: not given).
     pub consents: ThinVec<ConsentRecord>,
@@ -429,11 +456,11 @@ impl Member {
         let mut member = Member {
             id: registration.member.clone(),
             registered_at: at,
-            country: registration.country.clone(),
+            country: registration.country,
             birth_date: registration.birth_date.clone(),
             birthday: registration.birthday,
-            name: registration.name.clone(),
-            email: registration.email.clone(),
+            name: registration.name.as_ref().map(boxed),
+            email: registration.email.as_ref().map(boxed),
             consents: ThinVec::new(),
             profile_changes: ThinVec::new(),
             erased_at: MaybeAt::NONE,
@@ -640,7 +667,7 @@ impl Member {
     /// `member.updated`: country and birth date (decisions D11).
     pub fn update(&mut self, program: &Program, update: &ProfileUpdate, at: Timestamp) -> Result<(), Rejection> {
         self.refuse_if_closed()?;
-        let country = update.country.as_deref();
+        let country = update.country;
         let birth_date = update.birth_date.as_ref().map(|b| *b.expose());
         let mut fields = Vec::new();
         for (name, changed) in [
@@ -655,7 +682,7 @@ impl Member {
             }
         }
         if let Some(country) = country {
-            let currency = program.currency_of(country);
+            let currency = program.currency_of(&country);
             if currency != self.currency && !self.orders.is_empty() && currency.is_some() && self.currency.is_some() {
                 return Err(reject(
                     RejectCode::CurrencyLocked,
@@ -666,7 +693,7 @@ impl Member {
                     ),
                 ));
             }
-            self.country = Id::from(country);
+            self.country = country;
             if currency.is_some() || self.orders.is_empty() {
                 self.currency = currency;
             }
@@ -683,10 +710,10 @@ impl Member {
             }
         }
         if let Some(name) = &update.name {
-            self.name = Some(name.clone());
+            self.name = Some(boxed(name));
         }
         if let Some(email) = &update.email {
-            self.email = Some(email.clone());
+            self.email = Some(boxed(email));
         }
         if let Some(birthday) = update.birthday {
             self.birthday = Some(birthday);
@@ -898,14 +925,8 @@ impl Member {
                             ..LinePaid::default()
                         })
                     }),
-                    adjustable: (full_price_order && !line.on_sale && line.discount == Minor::ZERO).then(|| {
-                        Box::new(Adjustable {
-                            sku: line.sku.clone(),
-                            size: line.size.clone(),
-                            price: line.price,
-                            adjusted: false,
-                        })
-                    }),
+                    adjustable: (full_price_order && !line.on_sale && line.discount == Minor::ZERO)
+                        .then(|| Box::new(Adjustable::new(&line.sku, line.size.as_deref(), line.price))),
                 }
             })
             .collect();
@@ -1507,7 +1528,7 @@ impl Member {
         if adjustable.adjusted {
             return Err(refused("already_adjusted", "the line was already adjusted"));
         }
-        let Some(item) = sales.find(&adjustable.sku, adjustable.size.as_deref(), order.currency, at) else {
+        let Some(item) = sales.find(adjustable.sku(), adjustable.size(), order.currency, at) else {
             return Err(refused("not_on_sale", "no sale has started for this style and size"));
         };
         let earliest = program.calendar.add_days(item.starts_at, -days);
@@ -2015,6 +2036,13 @@ mod tests {
 
     proptest! {
         /// Wake-ups come out in time order, each once, as from an ordered set.
+        #[test]
+        fn an_adjustable_line_gives_back_its_style_and_size(sku in ".{0,30}", size in prop::option::of(".{0,30}")) {
+            let adjustable = Adjustable::new(&sku, size.as_deref(), Minor(1));
+            prop_assert_eq!(adjustable.sku(), sku.as_str());
+            prop_assert_eq!(adjustable.size(), size.as_deref());
+        }
+
         #[test]
         fn wakeups_come_out_as_from_an_ordered_set(steps in prop::collection::vec(prop::option::of(0_i64..40), 0..200)) {
             let (mut wakeups, mut set) = (Wakeups::default(), BTreeSet::new());
