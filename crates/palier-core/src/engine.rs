@@ -1,10 +1,12 @@
 //! The engine: every member of one program, and the routing of events to them.
 
+mod chunks;
 mod ids;
 
 use jiff::Timestamp;
 use rustc_hash::FxHashMap;
 
+use self::chunks::Chunks;
 use self::ids::IdIndex;
 
 use crate::document::MemberDocument;
@@ -29,10 +31,9 @@ fn widen((member, order): (u32, u32)) -> (usize, usize) {
 #[derive(Clone, Debug)]
 pub struct Engine<'p> {
     program: &'p Program,
-    /// Boxed: a member is some 430 bytes, and a vector of them would copy every
-    /// member and keep up to as much room again unused each time it grows.
-    #[expect(clippy::vec_box, reason = "members are large and numerous; see above")]
-    members: Vec<Box<Member>>,
+    /// In chunks (`engine/chunks.rs`): a member is some 430 bytes, prefetched
+    /// from its index alone.
+    members: Chunks<Member>,
     /// member id → member index (checked against the member's id)
     by_member: IdIndex<usize>,
     /// order id → (member index, order index within the member), checked against
@@ -52,7 +53,7 @@ impl<'p> Engine<'p> {
     pub fn with_sales(program: &'p Program, sales: Sales) -> Engine<'p> {
         Engine {
             program,
-            members: Vec::new(),
+            members: Chunks::new(),
             by_member: IdIndex::new(),
             by_order: IdIndex::new(),
             by_code: FxHashMap::default(),
@@ -65,15 +66,15 @@ impl<'p> Engine<'p> {
     }
 
     pub fn members(&self) -> impl Iterator<Item = &Member> {
-        self.members.iter().map(|m| &**m)
+        self.members.iter()
     }
 
     pub fn members_mut(&mut self) -> impl Iterator<Item = &mut Member> {
-        self.members.iter_mut().map(|m| &mut **m)
+        self.members.iter_mut()
     }
 
     pub fn member(&self, id: &str) -> Option<&Member> {
-        self.member_index(id).ok().map(|i| &*self.members[i])
+        self.member_index(id).ok().map(|i| &self.members[i])
     }
 
     /// Applies one event at its `at`. Events must come in order of `at`; the time
@@ -108,7 +109,7 @@ impl<'p> Engine<'p> {
                     ));
                 }
                 self.by_member.insert(&registration.member, self.members.len());
-                self.members.push(Box::new(Member::register(program, registration, at)));
+                self.members.push(Member::register(program, registration, at));
                 Ok(())
             }
             EventBody::SaleStarted(sale) => {
@@ -210,7 +211,7 @@ impl<'p> Engine<'p> {
             prefetch(order.lines.as_slice());
         }
         if let Some(member) = located.and_then(|l| self.members.get(l.member)) {
-            prefetch(&**member);
+            prefetch(member);
         }
     }
 
@@ -250,7 +251,7 @@ impl<'p> Engine<'p> {
 
     /// Applies every time rule due at or before `as_of`, for every member.
     pub fn advance_all(&mut self, as_of: Timestamp) {
-        for member in &mut self.members {
+        for member in self.members.iter_mut() {
             member.advance(self.program, as_of, true);
         }
     }
@@ -261,6 +262,14 @@ impl<'p> Engine<'p> {
         let mut order: Vec<&Member> = self.members().collect();
         order.sort_unstable_by(|a, b| a.id.cmp(&b.id));
         order.into_iter().map(|m| m.document(self.program, as_of)).collect()
+    }
+}
+
+/// Asks the processor to start loading what an event's body points to, where the
+/// ids it is routed by are (an order placed: the event holds a box).
+pub(crate) fn prefetch_body(event: &Event) {
+    if let EventBody::OrderPlaced(order) = &event.body {
+        prefetch(&**order);
     }
 }
 

@@ -137,12 +137,16 @@ impl<'p> Shard<'p> {
         located.clear();
         located.extend(lines.iter().take(AHEAD).map(|(_, program, event)| self.engines[*program].locate(event)));
         for index in 0..lines.len() {
-            // Four steps: the event (parsed on another core, long ago), where its
-            // member or order is indexed, the member, then (once it has arrived) its
-            // orders. Where the member is, found for the third step, serves the
-            // fourth and the event.
-            if let Some((_, _, event)) = lines.get(index + 3 * AHEAD) {
+            // Five steps: the event (parsed on another core, long ago), what its
+            // body points to (an order placed is boxed), where its member or order
+            // is indexed, the member, then (once it has arrived) its orders. Where
+            // the member is, found for the fourth step, serves the fifth and the
+            // event.
+            if let Some((_, _, event)) = lines.get(index + 4 * AHEAD) {
                 crate::engine::prefetch(*event);
+            }
+            if let Some((_, _, event)) = lines.get(index + 3 * AHEAD) {
+                crate::engine::prefetch_body(event);
             }
             if let Some((_, program, event)) = lines.get(index + 2 * AHEAD) {
                 self.engines[*program].prefetch_index(event);
