@@ -277,7 +277,7 @@ pub struct Member {
     pub(crate) wakeups: Wakeups,
     /// Delivered orders whose value or points are not settled yet (not applied, or
     /// points not available): the only orders time rules look at.
-    open_orders: Vec<usize>,
+    open_orders: OpenOrders,
     /// The timeline and the ledger entries, when switched on (one box: most
     /// members are replayed without them).
     timeline: Option<Box<Timeline>>,
@@ -303,6 +303,56 @@ pub(crate) struct Wakeups {
     /// few members wait for more than four instants).
     #[allow(clippy::box_collection, reason = "a pointer in every member, not a set's 24 bytes")]
     far: Option<Box<BTreeSet<Timestamp>>>,
+}
+
+/// The indexes of a member's open orders, in order of delivery. The first few are
+/// kept in the member itself: the one pass loads a member's open orders a few
+/// events before its event, and would otherwise wait for a separate list first.
+#[derive(Clone, Debug, Default)]
+struct OpenOrders {
+    near: [u32; NEAR_OPEN_ORDERS],
+    len: u8,
+    /// The open orders after the first few (only when `near` is full).
+    far: ThinVec<u32>,
+}
+
+/// How many open orders a member keeps in place.
+const NEAR_OPEN_ORDERS: usize = 4;
+
+impl OpenOrders {
+    fn push(&mut self, index: usize) {
+        // A member's orders are numbered in 32 bits (the engine refuses more).
+        let index = u32::try_from(index).unwrap_or(u32::MAX);
+        let len = usize::from(self.len);
+        if len < NEAR_OPEN_ORDERS {
+            self.near[len] = index;
+            self.len += 1;
+        } else {
+            self.far.push(index);
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        self.near[..usize::from(self.len)].iter().chain(&self.far).map(|index| *index as usize)
+    }
+
+    /// Keeps the open orders `keep` says to, in order.
+    fn retain(&mut self, mut keep: impl FnMut(usize) -> bool) {
+        let mut len = 0;
+        for at in 0..usize::from(self.len) {
+            let index = self.near[at];
+            if keep(index as usize) {
+                self.near[len] = index;
+                len += 1;
+            }
+        }
+        self.far.retain(|index| keep(*index as usize));
+        let moved = (NEAR_OPEN_ORDERS - len).min(self.far.len());
+        for (slot, index) in self.near[len..len + moved].iter_mut().zip(self.far.drain(..moved)) {
+            *slot = index;
+        }
+        self.len = (len + moved) as u8;
+    }
 }
 
 /// How many wake-ups a member keeps in place.
@@ -487,7 +537,7 @@ impl Member {
             missed_january: false,
             wiped: false,
             wakeups: Wakeups::default(),
-            open_orders: Vec::new(),
+            open_orders: OpenOrders::default(),
             timeline: None,
         };
         member.ineligible = member.eligibility(program);
@@ -1565,7 +1615,7 @@ impl Member {
     /// Asks the processor to start loading the orders an event will look at: the
     /// open ones (the time rules walk them) and `named`.
     pub(crate) fn prefetch_orders(&self, named: Option<usize>) {
-        let open = self.open_orders.iter().take(8).copied();
+        let open = self.open_orders.iter().take(8);
         for index in open.chain(named).chain(self.orders.len().checked_sub(1)) {
             if let Some(order) = self.orders.get(index) {
                 crate::engine::prefetch(order);
@@ -1606,7 +1656,7 @@ impl Member {
         self.benefits_tier_year(program, at);
         let orders = &self.orders;
         let has_points = program.points.is_some();
-        self.open_orders.retain(|i| !(orders[*i].applied && (orders[*i].points_available || !has_points)));
+        self.open_orders.retain(|i| !(orders[i].applied && (orders[i].points_available || !has_points)));
     }
 
     /// Returns windows closing: the order's value matures (programs.md §0).
@@ -1614,8 +1664,8 @@ impl Member {
         let mut any = false;
         let mut late_years = BTreeSet::new();
         let mut year = None;
-        for index in &self.open_orders {
-            let order = &mut self.orders[*index];
+        for index in self.open_orders.iter() {
+            let order = &mut self.orders[index];
             if order.matured || order.matures_at.is_none_or(|m| m > at) {
                 continue;
             }
@@ -1666,8 +1716,8 @@ impl Member {
     fn pf_points_availability(&mut self, program: &Program, at: Timestamp) {
         let Some(rules) = &program.points else { return };
         let mut arriving = 0;
-        for index in &self.open_orders {
-            let order = &mut self.orders[*index];
+        for index in self.open_orders.iter() {
+            let order = &mut self.orders[index];
             if order.matured && !order.points_available {
                 order.points_available = true;
                 arriving += order.net_points();
@@ -1692,8 +1742,8 @@ impl Member {
             return;
         };
         let mut any = false;
-        for index in &self.open_orders {
-            let order = &mut self.orders[*index];
+        for index in self.open_orders.iter() {
+            let order = &mut self.orders[index];
             if order.matured && !order.applied && order.applies_at.is_some_and(|a| a <= at) {
                 order.applied = true;
                 any = true;
@@ -2034,6 +2084,14 @@ mod tests {
 
     use super::*;
 
+    /// A million members at 10M events: each byte is a megabyte, and the
+    /// allocator rounds a member up to its 448-byte class (the next is 512).
+    #[test]
+    fn a_member_fits_the_448_byte_class() {
+        assert!(size_of::<Member>() <= 448, "a member is {} bytes", size_of::<Member>());
+        assert!(size_of::<OrderState>() <= 136, "an order is {} bytes", size_of::<OrderState>());
+    }
+
     proptest! {
         /// Wake-ups come out in time order, each once, as from an ordered set.
         #[test]
@@ -2041,6 +2099,25 @@ mod tests {
             let adjustable = Adjustable::new(&sku, size.as_deref(), Minor(1));
             prop_assert_eq!(adjustable.sku(), sku.as_str());
             prop_assert_eq!(adjustable.size(), size.as_deref());
+        }
+
+        #[test]
+        fn open_orders_answer_as_a_vector(steps in prop::collection::vec(prop::option::of(0_usize..1000), 0..100)) {
+            let (mut open, mut model) = (OpenOrders::default(), Vec::new());
+            for step in steps {
+                match step {
+                    Some(index) => {
+                        open.push(index);
+                        model.push(index);
+                    }
+                    // Keeps about two in three, by value.
+                    None => {
+                        open.retain(|index| index % 3 != 0);
+                        model.retain(|index| index % 3 != 0);
+                    }
+                }
+                prop_assert_eq!(open.iter().collect::<Vec<_>>(), model.clone());
+            }
         }
 
         #[test]
