@@ -2093,7 +2093,7 @@ mod tests {
     }
 
     proptest! {
-        /// Wake-ups come out in time order, each once, as from an ordered set.
+        /// A line's style and size, kept as one string, come back apart.
         #[test]
         fn an_adjustable_line_gives_back_its_style_and_size(sku in ".{0,30}", size in prop::option::of(".{0,30}")) {
             let adjustable = Adjustable::new(&sku, size.as_deref(), Minor(1));
@@ -2101,6 +2101,7 @@ mod tests {
             prop_assert_eq!(adjustable.size(), size.as_deref());
         }
 
+        /// Open orders, the first few in place, answer as a vector of them.
         #[test]
         fn open_orders_answer_as_a_vector(steps in prop::collection::vec(prop::option::of(0_usize..1000), 0..100)) {
             let (mut open, mut model) = (OpenOrders::default(), Vec::new());
@@ -2120,6 +2121,7 @@ mod tests {
             }
         }
 
+        /// Wake-ups come out in time order, each once, as from an ordered set.
         #[test]
         fn wakeups_come_out_as_from_an_ordered_set(steps in prop::collection::vec(prop::option::of(0_i64..40), 0..200)) {
             let (mut wakeups, mut set) = (Wakeups::default(), BTreeSet::new());
