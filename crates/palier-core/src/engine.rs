@@ -31,7 +31,7 @@ fn widen((member, order): (u32, u32)) -> (usize, usize) {
 #[derive(Clone, Debug)]
 pub struct Engine<'p> {
     program: &'p Program,
-    /// In chunks (`engine/chunks.rs`): a member is some 430 bytes, prefetched
+    /// In chunks (`engine/chunks.rs`): a member is some 440 bytes, prefetched
     /// from its index alone.
     members: Chunks<Member>,
     /// member id → member index (checked against the member's id)
@@ -296,12 +296,12 @@ pub(crate) fn prefetch<T: ?Sized>(value: &T) {
 mod tests {
     use std::path::Path;
 
-    use super::ids::tests::NARROW;
-    use crate::replay::{ReplayOutput, replay_with_threads};
-    use crate::stream::stream_slice_in_pieces;
     use jiff::Timestamp;
 
+    use super::ids::tests::NARROW;
     use crate::Program;
+    use crate::replay::{ReplayOutput, replay_with_threads};
+    use crate::stream::stream_slice_in_pieces;
 
     fn root() -> &'static Path {
         Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
