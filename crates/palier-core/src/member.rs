@@ -93,27 +93,43 @@ impl Happening {
     }
 }
 
+/// One line of an order: 64 bytes (some 8 million lines at 10M events). What
+/// most lines never need is boxed apart.
 #[derive(Clone, Debug)]
 pub struct LineState {
     pub line: Id,
     pub quantity: u32,
     pub removed_units: u32,
     pub eligible: Minor,
-    pub eligible_removed: Minor,
     pub points: i64,
-    pub points_removed: i64,
-    /// Points and store credit the order paid for this line, and what came back:
-    /// only for orders paying with either (most lines carry nothing here).
-    pub paid: Option<Box<LinePaid>>,
+    /// Points and store credit the order paid for this line, and what returns and
+    /// cancellations took off it: only for lines paid with either, or returned or
+    /// cancelled (most lines carry nothing here).
+    pub ledger: Option<Box<LineLedger>>,
     /// What a sale price adjustment needs, kept only for full-price lines (not on
     /// sale, no discount, no code on the order) of programs that offer one: most
     /// lines carry nothing here.
     pub adjustable: Option<Box<Adjustable>>,
 }
 
-/// What one line's order paid with points and store credit, and what came back.
+impl LineState {
+    /// Eligible value removed by returns and cancellations.
+    pub fn eligible_removed(&self) -> Minor {
+        self.ledger.as_ref().map_or(Minor::ZERO, |ledger| ledger.eligible_removed)
+    }
+
+    /// Points removed by returns and cancellations.
+    pub fn points_removed(&self) -> i64 {
+        self.ledger.as_ref().map_or(0, |ledger| ledger.points_removed)
+    }
+}
+
+/// What one line's order paid with points and store credit, and what came off the
+/// line since: eligible value and points removed, points and credit given back.
 #[derive(Clone, Debug, Default)]
-pub struct LinePaid {
+pub struct LineLedger {
+    pub eligible_removed: Minor,
+    pub points_removed: i64,
     pub redeemed: i64,
     pub redeemed_removed: i64,
     pub credit: i64,
@@ -215,13 +231,13 @@ pub struct OrderState {
 impl OrderState {
     /// Eligible value still held by the order (after returns and cancellations).
     pub fn net_value(&self) -> Minor {
-        debug_assert_eq!(self.net.0, self.lines.iter().map(|l| l.eligible.0 - l.eligible_removed.0).sum::<i64>());
+        debug_assert_eq!(self.net.0, self.lines.iter().map(|l| l.eligible.0 - l.eligible_removed().0).sum::<i64>());
         self.net
     }
 
     /// Points earned by the order and not removed.
     pub fn net_points(&self) -> i64 {
-        self.lines.iter().map(|l| l.points - l.points_removed).sum()
+        self.lines.iter().map(|l| l.points - l.points_removed()).sum()
     }
 }
 
@@ -965,14 +981,12 @@ impl Member {
                     quantity: line.quantity,
                     removed_units: 0,
                     eligible: Minor(eligible_split.share(i, weight)),
-                    eligible_removed: Minor::ZERO,
                     points: points_split.share(i, weight),
-                    points_removed: 0,
-                    paid: (redeemed > 0 || credit_spent > 0).then(|| {
-                        Box::new(LinePaid {
+                    ledger: (redeemed > 0 || credit_spent > 0).then(|| {
+                        Box::new(LineLedger {
                             redeemed: redeemed_split.share(i, weight),
                             credit: credit_split.share(i, weight),
-                            ..LinePaid::default()
+                            ..LineLedger::default()
                         })
                     }),
                     adjustable: (full_price_order && !line.on_sale && line.discount == Minor::ZERO)
@@ -1200,21 +1214,19 @@ impl Member {
         let order = &mut self.orders[index];
         for (line_index, quantity) in removals {
             let line = &mut order.lines[line_index];
-            let value =
-                partial_share(line.eligible.0, line.quantity, line.removed_units, line.eligible_removed.0, quantity);
-            let points = partial_share(line.points, line.quantity, line.removed_units, line.points_removed, quantity);
-            if let Some(paid) = &mut line.paid {
-                let (units, removed_units) = (line.quantity, line.removed_units);
-                let redeemed = partial_share(paid.redeemed, units, removed_units, paid.redeemed_removed, quantity);
-                let credit = partial_share(paid.credit, units, removed_units, paid.credit_removed, quantity);
-                paid.redeemed_removed += redeemed;
-                paid.credit_removed += credit;
-                given_back += redeemed;
-                credit_back += credit;
-            }
+            let (units, removed_units) = (line.quantity, line.removed_units);
+            let ledger = line.ledger.get_or_insert_default();
+            let value = partial_share(line.eligible.0, units, removed_units, ledger.eligible_removed.0, quantity);
+            let points = partial_share(line.points, units, removed_units, ledger.points_removed, quantity);
+            let redeemed = partial_share(ledger.redeemed, units, removed_units, ledger.redeemed_removed, quantity);
+            let credit = partial_share(ledger.credit, units, removed_units, ledger.credit_removed, quantity);
+            ledger.eligible_removed.0 += value;
+            ledger.points_removed += points;
+            ledger.redeemed_removed += redeemed;
+            ledger.credit_removed += credit;
+            given_back += redeemed;
+            credit_back += credit;
             line.removed_units += quantity;
-            line.eligible_removed.0 += value;
-            line.points_removed += points;
             burned += points;
             removed.0 += value;
         }
@@ -2090,6 +2102,7 @@ mod tests {
     fn a_member_fits_the_448_byte_class() {
         assert!(size_of::<Member>() <= 448, "a member is {} bytes", size_of::<Member>());
         assert!(size_of::<OrderState>() <= 136, "an order is {} bytes", size_of::<OrderState>());
+        assert_eq!(size_of::<LineState>(), 64, "a line is {} bytes", size_of::<LineState>());
     }
 
     proptest! {

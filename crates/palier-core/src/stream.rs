@@ -19,18 +19,20 @@
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, BuildHasherDefault};
 
+mod first_uses;
 mod index;
 
 use jiff::Timestamp;
 use rayon::prelude::*;
-use rustc_hash::{FxHashMap, FxHasher};
+use rustc_hash::FxHasher;
 
 use crate::document::MemberDocument;
 use crate::engine::{Engine, Located};
-use crate::event::{Event, EventBody, Id, RejectCode, Rejection, sniff_id};
+use crate::event::{Event, EventBody, Id, RejectCode, Rejection};
 use crate::member::Member;
 use crate::program::Program;
 use crate::replay::{CodeOwners, Parsed, RawLine, RejectedLine, ReplayOutput, bytes_at, parse_piece, split_lines};
+use crate::stream::first_uses::FirstUses;
 use crate::stream::index::HashIndex;
 
 /// The size of the pieces the input is read in: large enough that each phase keeps
@@ -95,7 +97,7 @@ struct Pieces {
 
 impl Pieces {
     /// The line at `slot`, with its event, if it is held and readable.
-    fn line(&self, slot: Slot) -> Option<(&FirstUse, usize, &Event)> {
+    fn line(&self, slot: Slot) -> Option<(&LineAt, usize, &Event)> {
         let piece = self.held.get(usize::try_from(slot.piece().checked_sub(self.first)?).ok()?)?;
         let (here, _, _, parsed) = piece.get(slot.index())?;
         let (program, event) = parsed.as_ref().ok()?;
@@ -162,11 +164,7 @@ impl<'p> Shard<'p> {
             }
             let (here, program, event) = lines[index];
             if let Err(rejection) = self.engines[program].apply_located(event, located[index]) {
-                self.rejections.push(RejectedLine {
-                    line: here.line as usize,
-                    event_id: Some(event.id.to_string()),
-                    rejection,
-                });
+                self.rejections.push(RejectedLine { line: here.line, event_id: Some(event.id.to_string()), rejection });
             }
         }
         self.batch.clear();
@@ -183,39 +181,28 @@ const AHEAD: usize = 8;
 /// time -2 to -5 % in alternating runs on 1M events; 16: no better).
 const SHARDS_PER_THREAD: usize = 8;
 
-/// Where an event id was first used by an applied line. Four-byte fields only: a
-/// slot of the ids' table is 20 bytes, not 24 (some 65 MB less at 10M events).
+/// Where a parsed line is in the input, and its number.
 #[derive(Clone, Copy, Default)]
-struct FirstUse {
-    /// The offset's low and high 32 bits.
-    offset: [u32; 2],
-    length: u32,
-    /// The line number (saturated at `u32::MAX`, some 4 billion lines).
-    line: u32,
+struct LineAt {
+    offset: u64,
+    length: usize,
+    line: usize,
 }
 
-impl FirstUse {
-    fn new(offset: u64, length: usize, line: usize) -> FirstUse {
-        FirstUse {
-            offset: [offset as u32, (offset >> 32) as u32],
-            length: u32::try_from(length).unwrap_or(u32::MAX),
-            line: u32::try_from(line).unwrap_or(u32::MAX),
-        }
-    }
-
-    fn offset(&self) -> u64 {
-        u64::from(self.offset[1]) << 32 | u64::from(self.offset[0])
+impl LineAt {
+    fn new(offset: u64, length: usize, line: usize) -> LineAt {
+        LineAt { offset, length, line }
     }
 
     /// The line's bytes, read again.
     fn read(&self, source: &LineSource<'_>) -> Option<Vec<u8>> {
-        source(self.offset(), self.length as usize)
+        source(self.offset, self.length)
     }
 }
 
 /// The lines of a piece of the input, parsed (with the hashes of their event id and
 /// of what routes them), waiting to be taken in while the next piece is parsed.
-type ParsedPiece = Vec<(FirstUse, u64, Routes, Parsed)>;
+type ParsedPiece = Vec<(LineAt, u64, Routes, Parsed)>;
 
 /// The hashes an event is handed over by, worked out where it is parsed: of its
 /// program and member (its shard), and of the order it names.
@@ -268,10 +255,8 @@ struct State<'p> {
     waiting: Vec<Waiting>,
     /// The events being handed over (kept, emptied, for its memory).
     ready: Vec<Waiting>,
-    /// First use of each event id, by 32 bits of the id's hash; ids whose key an earlier id
-    /// had (some thousands in 10M: the key is 32 bits) are kept by the id itself.
-    first_uses: HashIndex<FirstUse, u32>,
-    collided: FxHashMap<Id, FirstUse>,
+    /// The line each event id was first used on.
+    first_uses: FirstUses,
     /// Per program: hash of an order id → the shard of the member who placed it.
     /// Two ids sharing a hash can only make the stream give up (`SharedOrder`),
     /// never send an event to the wrong shard.
@@ -310,8 +295,7 @@ impl<'p> StreamReplay<'p> {
             handed_up_to: None,
             waiting: Vec::new(),
             ready: Vec::new(),
-            first_uses: HashIndex::new(),
-            collided: FxHashMap::default(),
+            first_uses: FirstUses::new(),
             orders: programs.iter().map(|_| HashIndex::new()).collect(),
             codes: CodeOwners::default(),
             rejections: Vec::new(),
@@ -331,7 +315,7 @@ impl<'p> StreamReplay<'p> {
         self.offset += chunk.len() as u64;
         let programs = self.programs;
         let parse = |line: &RawLine<'_>| {
-            let here = FirstUse::new(line.offset, line.bytes.len(), line.number);
+            let here = LineAt::new(line.offset, line.bytes.len(), line.number);
             let parsed = parse_piece(programs, line.bytes);
             let hash = parsed.as_ref().map_or(0, |(_, event)| id_hash(&event.id));
             (here, hash, Routes::of(&parsed), parsed)
@@ -429,6 +413,7 @@ impl<'p> State<'p> {
             if let Some((_, later, _, _)) = piece.get(index + AHEAD) {
                 self.first_uses.prefetch(*later);
             }
+            self.first_uses.saw_line(here.line as u64, here.offset);
             self.admit(Slot::new(number, index), *here, *hash, *routes, parsed, source);
         }
         self.pieces.held.push_back(piece);
@@ -545,20 +530,12 @@ impl<'p> State<'p> {
     /// Takes one parsed line in: a rejection, an event past `as_of` (left out), a
     /// repeated id (left out, or refused when its body differs, decisions D7), or
     /// an event waiting to be applied (where it is: it stays there).
-    fn admit(
-        &mut self,
-        slot: Slot,
-        here: FirstUse,
-        hash: u64,
-        routes: Routes,
-        parsed: &Parsed,
-        source: &LineSource<'_>,
-    ) {
+    fn admit(&mut self, slot: Slot, here: LineAt, hash: u64, routes: Routes, parsed: &Parsed, source: &LineSource<'_>) {
         let event = match parsed {
             Ok((_, event)) => event,
             Err((rejection, event_id)) => {
                 let (rejection, event_id) = (rejection.clone(), event_id.clone());
-                self.rejections.push(RejectedLine { line: here.line as usize, event_id, rejection });
+                self.rejections.push(RejectedLine { line: here.line, event_id, rejection });
                 return;
             }
         };
@@ -566,12 +543,12 @@ impl<'p> State<'p> {
         if self.as_of.is_some_and(|as_of| event.at > as_of) {
             return;
         }
-        if let Some((first, first_bytes)) = self.first_use(&event.id, hash, here, source) {
+        if let Some(first) = self.first_uses.first_use(&event.id, hash, here.line as u64, here.offset, source) {
             let body =
                 |bytes: Option<Vec<u8>>| bytes.and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
-            if body(first_bytes) != body(here.read(source)) {
+            if body(first.bytes) != body(here.read(source)) {
                 self.rejections.push(RejectedLine {
-                    line: here.line as usize,
+                    line: here.line,
                     event_id: Some(event.id.to_string()),
                     rejection: Rejection::new(
                         RejectCode::DuplicateConflict,
@@ -582,31 +559,6 @@ impl<'p> State<'p> {
             return;
         }
         self.waiting.push(Waiting { at: event.at, slot, routes });
-    }
-
-    /// The first applied use of `id` and its line's bytes, or `None` after recording
-    /// `here` as it.
-    fn first_use(
-        &mut self,
-        id: &Id,
-        hash: u64,
-        here: FirstUse,
-        source: &LineSource<'_>,
-    ) -> Option<(FirstUse, Option<Vec<u8>>)> {
-        let first = self.first_uses.get_or_insert(hash, here)?;
-        let bytes = first.read(source);
-        let first_id = bytes.as_deref().and_then(|b| std::str::from_utf8(b).ok()).and_then(sniff_id);
-        if first_id.as_deref() == Some(id.as_str()) {
-            return Some((first, bytes));
-        }
-        // Another id with the same hash came first (a 32-bit key: rare, not never).
-        match self.collided.get(id) {
-            Some(first) => Some((*first, first.read(source))),
-            None => {
-                self.collided.insert(id.clone(), here);
-                None
-            }
-        }
     }
 
     /// Hands events, in order of `at` then line, to the shards of their members and
@@ -628,7 +580,7 @@ impl<'p> State<'p> {
                 debug_assert!(false, "a waiting event is no longer held");
                 continue;
             };
-            let line = here.line as usize;
+            let line = here.line;
             if self.handed_up_to.is_some_and(|up_to| waiting.at < up_to) {
                 return Err(Unstreamable::OutOfOrder { line });
             }

@@ -133,7 +133,7 @@ fn repeated_ids_across_pieces_are_settled_as_the_general_replay_does() {
 #[test]
 fn ids_sharing_a_key_of_the_first_use_table_are_told_apart() {
     // `e-0027299` and `e-0048676` share the 32-bit key the one pass keeps first uses
-    // by (the index's unit tests hold them to it): each is its own event, and each
+    // by (the table's unit tests hold them to it): each is its own event, and each
     // repeat is settled against its own first line.
     let programs = [program("perfone")];
     let (a, b) = ("e-0027299", "e-0048676");

@@ -936,13 +936,13 @@ fn check(run: &Run, at: Timestamp, stats: &mut Stats) -> Result<(), String> {
                 .map(|e| e.amount)
                 .sum()
         };
-        let paid = |f: fn(&palier_core::member::LinePaid) -> i64| -> i64 {
-            order.lines.iter().filter_map(|l| l.paid.as_deref()).map(f).sum()
+        let paid = |f: fn(&palier_core::member::LineLedger) -> i64| -> i64 {
+            order.lines.iter().filter_map(|l| l.ledger.as_deref()).map(f).sum()
         };
         let redeemed = paid(|p| p.redeemed);
         let credit_paid = paid(|p| p.credit);
         let earned: i64 = order.lines.iter().map(|l| l.points).sum();
-        let burned: i64 = order.lines.iter().map(|l| l.points_removed).sum();
+        let burned: i64 = order.lines.iter().map(|l| l.points_removed()).sum();
         let checks = [
             ("points redeemed", -of(LedgerKind::Points, &[Reason::Redeemed]), redeemed),
             ("credit redeemed", -of(LedgerKind::StoreCredit, &[Reason::Redeemed]), credit_paid),

@@ -356,6 +356,9 @@ fn stream_file(
     let source = bytes_at(file.try_clone()?);
     let mut stream = StreamReplay::new(programs, as_of, threads);
     stream.reserve_for(file.metadata()?.len());
+    if std::env::var_os("PALIER_TIMINGS").is_some() {
+        eprintln!("room reserved at {:?}: {}", started_at().elapsed(), memory_now());
+    }
     let mut stopped = None;
     for_each_piece(&mut file, palier_core::stream::PIECE_BYTES, |piece| {
         if stopped.is_none() {
