@@ -247,7 +247,14 @@ mod tests {
 
     #[test]
     fn maybe_at_answers_as_an_option_of_its_instant() {
-        for at in [None, Some(ts("1970-01-01T00:00:00Z")), Some(ts("2999-12-31T23:59:59.999999999Z"))] {
+        let instants = [
+            Timestamp::MIN,
+            ts("1969-12-31T23:59:59.5Z"),
+            ts("1970-01-01T00:00:00Z"),
+            ts("2999-12-31T23:59:59.999999999Z"),
+            Timestamp::MAX,
+        ];
+        for at in instants.into_iter().map(Some).chain([None]) {
             let kept = MaybeAt::from(at);
             assert_eq!(kept.get(), at);
             assert_eq!(kept.is_some(), at.is_some());
@@ -255,7 +262,12 @@ mod tests {
             assert_eq!(format!("{kept:?}"), format!("{at:?}"));
         }
         assert_eq!(MaybeAt::default(), MaybeAt::NONE);
-        assert_eq!(size_of::<MaybeAt>(), 16, "the point of the type");
+        assert_eq!(size_of::<MaybeAt>(), 12, "the point of the type");
+        for at in instants {
+            assert_eq!(At::from(at).get(), at);
+            assert_eq!(format!("{:?}", At::from(at)), format!("{at:?}"));
+        }
+        assert_eq!(size_of::<At>(), 12, "the point of the type");
     }
 
     #[test]
@@ -372,26 +384,56 @@ mod tests {
     }
 }
 
-/// An optional instant in 16 bytes, where `Option<Timestamp>` takes 24: a member
-/// and each of their orders keep several, and at 10 million events the difference
-/// is some 150 MB. "None" is `Timestamp::MIN`, an instant no event or rule reaches
-/// (events are limited to 1970–2999).
+/// An instant in 12 bytes, where `Timestamp` takes 16 (its 8-byte alignment pads
+/// it): each of some 4 million orders at 10M events keeps four instants.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub struct MaybeAt(Timestamp);
+pub struct At {
+    /// The Unix second's low and high halves (halves: a 4-byte alignment).
+    second: [u32; 2],
+    /// The nanoseconds past it, as `Timestamp` keeps them (negative before 1970).
+    nanosecond: i32,
+}
+
+impl At {
+    pub fn get(self) -> Timestamp {
+        let second = (u64::from(self.second[1]) << 32 | u64::from(self.second[0])) as i64;
+        // Made from a `Timestamp`, so always within its range.
+        Timestamp::new(second, self.nanosecond).unwrap_or(Timestamp::MIN)
+    }
+}
+
+impl From<Timestamp> for At {
+    fn from(at: Timestamp) -> At {
+        let second = at.as_second() as u64;
+        At { second: [second as u32, (second >> 32) as u32], nanosecond: at.subsec_nanosecond() }
+    }
+}
+
+impl std::fmt::Debug for At {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
+/// An optional instant in 12 bytes, where `Option<Timestamp>` takes 24: a member
+/// and each of their orders keep several, and at 10 million events the difference
+/// is some 200 MB. "None" is a nanosecond count no instant has.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct MaybeAt(At);
 
 impl MaybeAt {
-    pub const NONE: MaybeAt = MaybeAt(Timestamp::MIN);
+    pub const NONE: MaybeAt = MaybeAt(At { second: [0, 0], nanosecond: i32::MIN });
 
     pub fn get(self) -> Option<Timestamp> {
-        (self.0 != Timestamp::MIN).then_some(self.0)
+        self.is_some().then(|| self.0.get())
     }
 
     pub fn is_some(self) -> bool {
-        self.0 != Timestamp::MIN
+        self.0.nanosecond != i32::MIN
     }
 
     pub fn is_none(self) -> bool {
-        self.0 == Timestamp::MIN
+        self.0.nanosecond == i32::MIN
     }
 
     pub fn is_some_and(self, f: impl FnOnce(Timestamp) -> bool) -> bool {
@@ -425,8 +467,7 @@ impl From<Option<Timestamp>> for MaybeAt {
 
 impl From<Timestamp> for MaybeAt {
     fn from(at: Timestamp) -> MaybeAt {
-        debug_assert!(at != Timestamp::MIN, "Timestamp::MIN stands for no instant");
-        MaybeAt(at)
+        MaybeAt(At::from(at))
     }
 }
 

@@ -74,7 +74,7 @@ impl Member {
     /// Eligible value not counted yet: window open, or waiting for the monthly
     /// application (programs.md §7.9 for points programs).
     pub fn pending_spend(&self) -> Minor {
-        Minor(self.orders.iter().filter(|o| o.earning && !o.applied).map(|o| o.net_value().0).sum())
+        Minor(self.orders.iter().filter(|o| o.earning() && !o.applied()).map(|o| o.net_value().0).sum())
     }
 
     /// The document at `at`. The member must have been advanced to `at` inclusive.

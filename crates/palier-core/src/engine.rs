@@ -31,7 +31,7 @@ fn widen((member, order): (u32, u32)) -> (usize, usize) {
 #[derive(Clone, Debug)]
 pub struct Engine<'p> {
     program: &'p Program,
-    /// In chunks (`engine/chunks.rs`): a member is some 440 bytes, prefetched
+    /// In chunks (`engine/chunks.rs`): a member is some 420 bytes, prefetched
     /// from its index alone.
     members: Chunks<Member>,
     /// member id → member index (checked against the member's id)

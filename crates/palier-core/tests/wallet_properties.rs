@@ -859,7 +859,7 @@ fn check(run: &Run, at: Timestamp, stats: &mut Stats) -> Result<(), String> {
             HoldStatus::Committed => {
                 let ended = hold.ended_at.ok_or_else(|| format!("{} committed with no instant", context()))?;
                 let order = hold.order.as_deref().ok_or_else(|| format!("{} committed by no order", context()))?;
-                let placed = member.orders.iter().find(|o| o.order == order).map(|o| o.placed_at);
+                let placed = member.orders.iter().find(|o| o.order == order).map(|o| o.placed_at.get());
                 if ended >= hold.expires_at || placed != Some(ended) {
                     return Err(format!("{} was not committed by an order placed before its expiry", context()));
                 }

@@ -366,7 +366,7 @@ pub fn member_view(
         member
             .orders
             .iter()
-            .filter(|o| o.earning && !o.applied && o.net_value().0 > 0)
+            .filter(|o| o.earning() && !o.applied() && o.net_value().0 > 0)
             .map(|o| PendingRow {
                 order: o.order.to_string(),
                 amount: f.money(o.net_value()),
@@ -392,7 +392,7 @@ pub fn member_view(
             member
                 .orders
                 .iter()
-                .filter(|o| o.earning && !o.points_available && o.net_points() > 0)
+                .filter(|o| o.earning() && !o.points_available() && o.net_points() > 0)
                 .map(|o| {
                     let on = match (o.delivered_at.get(), o.matures_at.get()) {
                         (Some(_), Some(matures)) => f.date(matures),
