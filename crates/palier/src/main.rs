@@ -360,11 +360,19 @@ fn stream_file(
         eprintln!("room reserved at {:?}: {}", started_at().elapsed(), memory_now());
     }
     let mut stopped = None;
-    for_each_piece(&mut file, palier_core::stream::PIECE_BYTES, |piece| {
+    let push = |piece: &[u8]| {
         if stopped.is_none() {
             stopped = stream.push(piece, &source).err();
         }
-    })?;
+    };
+    // SAFETY: palier only reads the map. Were another process to shorten the file
+    // during the replay, reading a page past its new end would stop palier with
+    // SIGBUS: a file being rewritten under a replay gives no answer to trust.
+    match unsafe { memmap2::Mmap::map(&file) } {
+        Ok(map) => for_each_mapped_piece(&map, palier_core::stream::PIECE_BYTES, push),
+        // Not a file that can be mapped (a pipe, a device): read it.
+        Err(_) => for_each_piece(&mut file, palier_core::stream::PIECE_BYTES, push)?,
+    }
     if std::env::var_os("PALIER_TIMINGS").is_some() {
         eprintln!("input read and applied at {:?}: {}", started_at().elapsed(), memory_now());
     }
@@ -395,6 +403,40 @@ fn bytes_at(file: std::fs::File) -> impl Fn(u64, usize) -> Option<Vec<u8>> + Syn
         let mut bytes = vec![0_u8; length];
         file.read_exact_at(&mut bytes, offset).ok().map(|()| bytes)
     }
+}
+
+/// Hands `map` to `piece` in pieces of about `bytes` bytes, each ending at the end of
+/// a line (or of the map), in order. The pages of the next piece are put in place
+/// by a thread of its own while `piece` works on this one, and a piece's pages are
+/// let go once it is done: the file is read where the kernel keeps it, not copied,
+/// and no more than two pieces of it count in the process's memory.
+fn for_each_mapped_piece(map: &memmap2::Mmap, bytes: usize, mut piece: impl FnMut(&[u8])) {
+    let end_of_piece = |start: usize| {
+        let end = start.saturating_add(bytes.max(1)).min(map.len());
+        map[end - 1..].iter().position(|b| *b == b'\n').map_or(map.len(), |at| end + at)
+    };
+    let (ahead, pages_wanted) = std::sync::mpsc::channel::<std::ops::Range<usize>>();
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            for range in pages_wanted {
+                // Only a hint: a kernel without it (before Linux 5.14) faults them in as read.
+                let _ = map.advise_range(memmap2::Advice::PopulateRead, range.start, range.len());
+            }
+        });
+        let mut start = 0;
+        let mut end = if map.is_empty() { 0 } else { end_of_piece(0) };
+        let _ = ahead.send(0..end);
+        while start < end {
+            let next = if end < map.len() { end_of_piece(end) } else { end };
+            let _ = ahead.send(end..next);
+            piece(&map[start..end]);
+            // SAFETY: the map is never written: a page let go is read again from the
+            // file should anything look at it (the line of a repeated id, say).
+            let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start) };
+            (start, end) = (end, next);
+        }
+        drop(ahead);
+    });
 }
 
 /// Reads `file` in pieces of about `bytes` bytes, each ending at the end of a line
@@ -485,14 +527,19 @@ mod tests {
 
     use proptest::prelude::*;
 
-    /// The pieces of `text` as `for_each_piece` reads them, `bytes` at a time.
-    fn pieces(text: &[u8], bytes: usize) -> Vec<Vec<u8>> {
+    /// The pieces of `text` as `for_each_piece` reads them and as
+    /// `for_each_mapped_piece` maps them, `bytes` at a time.
+    fn pieces(text: &[u8], bytes: usize) -> [Vec<Vec<u8>>; 2] {
         let mut file = tempfile::tempfile().expect("a temporary file");
         file.write_all(text).expect("written");
         file.rewind().expect("rewound");
-        let mut pieces = Vec::new();
-        super::for_each_piece(&mut file, bytes, |piece| pieces.push(piece.to_vec())).expect("read");
-        pieces
+        let mut read = Vec::new();
+        super::for_each_piece(&mut file, bytes, |piece| read.push(piece.to_vec())).expect("read");
+        // SAFETY: the temporary file is this test's own.
+        let map = unsafe { memmap2::Mmap::map(&file) }.expect("mapped");
+        let mut mapped = Vec::new();
+        super::for_each_mapped_piece(&map, bytes, |piece| mapped.push(piece.to_vec()));
+        [read, mapped]
     }
 
     proptest! {
@@ -509,16 +556,17 @@ mod tests {
             if final_feed && !text.is_empty() {
                 text.push(b'\n');
             }
-            let pieces = pieces(&text, bytes);
-            prop_assert_eq!(pieces.concat(), text.clone());
-            for (index, piece) in pieces.iter().enumerate() {
-                prop_assert!(!piece.is_empty());
-                if index + 1 < pieces.len() {
-                    prop_assert_eq!(piece.last(), Some(&b'\n'));
+            for pieces in pieces(&text, bytes) {
+                prop_assert_eq!(pieces.concat(), text.clone());
+                for (index, piece) in pieces.iter().enumerate() {
+                    prop_assert!(!piece.is_empty());
+                    if index + 1 < pieces.len() {
+                        prop_assert_eq!(piece.last(), Some(&b'\n'));
+                    }
+                    // A piece holds whole lines: at most the last one lacks its feed.
+                    let lines_in = piece.iter().filter(|b| **b == b'\n').count();
+                    prop_assert!(lines_in >= 1 || index + 1 == pieces.len());
                 }
-                // A piece holds whole lines: at most the last one lacks its feed.
-                let lines_in = piece.iter().filter(|b| **b == b'\n').count();
-                prop_assert!(lines_in >= 1 || index + 1 == pieces.len());
             }
         }
     }
