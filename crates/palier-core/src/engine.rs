@@ -34,10 +34,11 @@ pub struct Engine<'p> {
     /// In chunks (`engine/chunks.rs`): a member is some 420 bytes, prefetched
     /// from its index alone.
     members: Chunks<Member>,
-    /// member id → member index (checked against the member's id)
-    by_member: IdIndex<usize>,
+    /// member id → member index (checked against the member's id; 32 bits: a
+    /// slot of 8 bytes)
+    by_member: IdIndex<u32>,
     /// order id → (member index, order index within the member), checked against
-    /// the order's id (32-bit halves: a slot of 16 bytes)
+    /// the order's id (32 bits each: a slot of 12 bytes)
     by_order: IdIndex<(u32, u32)>,
     /// one-time code → the member it was issued to
     by_code: FxHashMap<Id, usize>,
@@ -108,7 +109,13 @@ impl<'p> Engine<'p> {
                         format!("member: {:?} is already registered", registration.member),
                     ));
                 }
-                self.by_member.insert(&registration.member, self.members.len());
+                let Ok(place) = u32::try_from(self.members.len()) else {
+                    return Err(Rejection::new(
+                        RejectCode::Overflow,
+                        "member: more than 4 294 967 295 members in a program",
+                    ));
+                };
+                self.by_member.insert(&registration.member, place);
                 self.members.push(Member::register(program, registration, at));
                 Ok(())
             }
@@ -176,7 +183,7 @@ impl<'p> Engine<'p> {
                 let (member, order) = widen(self.by_order.candidate(order)?);
                 Some(Located { member, order: Some(order) })
             }
-            body => Some(Located { member: self.by_member.candidate(body.member()?)?, order: None }),
+            body => Some(Located { member: self.by_member.candidate(body.member()?)? as usize, order: None }),
         }
     }
 
@@ -236,7 +243,8 @@ impl<'p> Engine<'p> {
 
     fn member_index(&self, id: &str) -> Result<usize, Rejection> {
         self.by_member
-            .find(id, |index| self.members[index].id == id)
+            .find(id, |index| self.members[index as usize].id == id)
+            .map(|index| index as usize)
             .ok_or_else(|| Rejection::new(RejectCode::UnknownMember, format!("member: {id:?} is not registered")))
     }
 

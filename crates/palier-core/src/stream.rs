@@ -33,7 +33,7 @@ use crate::member::Member;
 use crate::program::Program;
 use crate::replay::{CodeOwners, Parsed, RawLine, RejectedLine, ReplayOutput, bytes_at, parse_piece, split_lines};
 use crate::stream::first_uses::FirstUses;
-use crate::stream::index::HashIndex;
+use crate::stream::index::OrderShards;
 
 /// The size of the pieces the input is read in: large enough that each phase keeps
 /// every core busy for a while, small enough that the parsed events of two pieces
@@ -260,7 +260,7 @@ struct State<'p> {
     /// Per program: hash of an order id → the shard of the member who placed it.
     /// Two ids sharing a hash can only make the stream give up (`SharedOrder`),
     /// never send an event to the wrong shard.
-    orders: Vec<HashIndex<u32>>,
+    orders: Vec<OrderShards>,
     codes: CodeOwners,
     rejections: Vec<RejectedLine>,
 }
@@ -296,7 +296,7 @@ impl<'p> StreamReplay<'p> {
             waiting: Vec::new(),
             ready: Vec::new(),
             first_uses: FirstUses::new(),
-            orders: programs.iter().map(|_| HashIndex::new()).collect(),
+            orders: programs.iter().map(|_| OrderShards::new()).collect(),
             codes: CodeOwners::default(),
             rejections: Vec::new(),
         };

@@ -1,15 +1,16 @@
-//! A table keyed by hashes (of order ids), for the replay's serial steps: open
-//! addressing with linear probing, so that the slot a key will be looked up in is
-//! known in advance and can be prefetched a few lines ahead.
+//! The shard of each order's member, by a hash of the order id, for the replay's
+//! serial step: open addressing with linear probing, so that the slot a key will be
+//! looked up in is known in advance and can be prefetched a few lines ahead.
 //!
-//! Keys are 64-bit hashes, not the ids: two ids sharing a key share an entry. An
-//! order id sharing a key can only stop the one pass (decisions D38), never mislead
-//! it, and with 64 bits that stays rare.
+//! A slot is 12 bytes: the 64-bit hash, in halves, and the shard (not 16: a `u64`
+//! beside a `u32` pads the pair). Two ids sharing a hash share an entry: an order
+//! id sharing one with an order placed in another shard can only stop the one pass
+//! (decisions D38), never mislead it, and with 64 bits that stays rare.
 
-/// Values by key (a hash, zero kept as one). At most three quarters full.
-pub(super) struct HashIndex<V> {
-    /// `(key, value)`, a zero key for an empty slot.
-    slots: Vec<(u64, V)>,
+/// Shards by key (a hash, zero kept as one). At most three quarters full.
+pub(super) struct OrderShards {
+    /// `[key's low half, key's high half, shard]`; a zero key for an empty slot.
+    slots: Vec<[u32; 3]>,
     len: usize,
 }
 
@@ -18,9 +19,13 @@ fn key_of(hash: u64) -> u64 {
     hash.max(1)
 }
 
-impl<V: Copy + Default> HashIndex<V> {
-    pub(super) fn new() -> HashIndex<V> {
-        HashIndex { slots: vec![(0, V::default()); 16], len: 0 }
+fn key_in(slot: [u32; 3]) -> u64 {
+    u64::from(slot[1]) << 32 | u64::from(slot[0])
+}
+
+impl OrderShards {
+    pub(super) fn new() -> OrderShards {
+        OrderShards { slots: vec![[0; 3]; 16], len: 0 }
     }
 
     fn home(&self, key: u64) -> usize {
@@ -33,48 +38,49 @@ impl<V: Copy + Default> HashIndex<V> {
         crate::engine::prefetch(&self.slots[self.home(key_of(hash))]);
     }
 
-    pub(super) fn get(&self, hash: u64) -> Option<V> {
+    pub(super) fn get(&self, hash: u64) -> Option<u32> {
         let key = key_of(hash);
         let mask = self.slots.len() - 1;
         let mut at = self.home(key);
         loop {
-            match self.slots[at] {
-                (found, value) if found == key => return Some(value),
-                (0, _) => return None,
+            match key_in(self.slots[at]) {
+                0 => return None,
+                found if found == key => return Some(self.slots[at][2]),
                 _ => at = (at + 1) & mask,
             }
         }
     }
 
-    /// The value under `hash`'s key, or `None` after putting `value` there.
-    pub(super) fn get_or_insert(&mut self, hash: u64, value: V) -> Option<V> {
-        self.get_or_insert_key(key_of(hash), value)
-    }
-
-    fn get_or_insert_key(&mut self, key: u64, value: V) -> Option<V> {
+    /// The shard under `hash`'s key, or `None` after putting `shard` there.
+    pub(super) fn get_or_insert(&mut self, hash: u64, shard: u32) -> Option<u32> {
         if (self.len + 1) * 4 > self.slots.len() * 3 {
             self.rebuild(self.slots.len() * 2);
         }
+        let key = key_of(hash);
         let mask = self.slots.len() - 1;
         let mut at = self.home(key);
         loop {
-            match self.slots[at] {
-                (found, old) if found == key => return Some(old),
-                (0, _) => {
-                    self.slots[at] = (key, value);
+            match key_in(self.slots[at]) {
+                0 => {
+                    self.slots[at] = [key as u32, (key >> 32) as u32, shard];
                     self.len += 1;
                     return None;
                 }
+                found if found == key => return Some(self.slots[at][2]),
                 _ => at = (at + 1) & mask,
             }
         }
     }
 
     fn rebuild(&mut self, size: usize) {
-        let old = std::mem::replace(&mut self.slots, vec![(0, V::default()); size]);
-        self.len = 0;
-        for (key, value) in old.into_iter().filter(|(key, _)| *key != 0) {
-            self.get_or_insert_key(key, value);
+        let old = std::mem::replace(&mut self.slots, vec![[0; 3]; size]);
+        let mask = size - 1;
+        for slot in old.into_iter().filter(|slot| key_in(*slot) != 0) {
+            let mut at = self.home(key_in(slot));
+            while key_in(self.slots[at]) != 0 {
+                at = (at + 1) & mask;
+            }
+            self.slots[at] = slot;
         }
     }
 }
@@ -88,18 +94,22 @@ mod tests {
     use super::*;
 
     proptest! {
-        /// The table answers as a map from hash (0 and 1 being one key) to the first value.
+        /// The table answers as a map from hash (0 and 1 being one key) to the
+        /// first shard put under it.
         #[test]
-        fn index_answers_as_a_map(
-            keys in prop::collection::vec(prop_oneof![0u64..4, any::<u64>(), (0u64..64).prop_map(|k| k << 58)], 0..400),
+        fn shards_answer_as_a_map(
+            puts in prop::collection::vec(
+                (prop_oneof![0u64..4, any::<u64>(), (0u64..64).prop_map(|k| k << 58), (0u64..4).prop_map(|k| k << 32 | 7)], any::<u32>()),
+                0..400,
+            ),
         ) {
-            let mut index = HashIndex::<u32>::new();
+            let mut index = OrderShards::new();
             let mut model: HashMap<u64, u32> = HashMap::new();
-            for (position, hash) in keys.into_iter().enumerate() {
+            for (hash, shard) in puts {
                 let expected = model.get(&hash.max(1)).copied();
                 prop_assert_eq!(index.get(hash), expected);
-                prop_assert_eq!(index.get_or_insert(hash, position as u32), expected);
-                model.entry(hash.max(1)).or_insert(position as u32);
+                prop_assert_eq!(index.get_or_insert(hash, shard), expected);
+                model.entry(hash.max(1)).or_insert(shard);
                 prop_assert_eq!(index.get(hash), model.get(&hash.max(1)).copied());
             }
             prop_assert_eq!(index.len, model.len());
