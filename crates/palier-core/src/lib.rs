@@ -22,6 +22,7 @@ pub mod program;
 pub mod promo;
 pub mod replay;
 pub mod sales;
+pub mod short_id;
 pub mod split;
 pub mod stream;
 

@@ -26,6 +26,7 @@ use crate::privacy::{ConsentChannel, ORDER_AGE, Personal, age_on};
 use crate::program::{Program, Qualification};
 use crate::promo::{self, Basket};
 use crate::sales::Sales;
+use crate::short_id::ShortId;
 use crate::split::{ProRata, partial_share};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,11 +94,11 @@ impl Happening {
     }
 }
 
-/// One line of an order: 64 bytes (some 8 million lines at 10M events). What
+/// One line of an order: 56 bytes (some 8 million lines at 10M events). What
 /// most lines never need is boxed apart.
 #[derive(Clone, Debug)]
 pub struct LineState {
-    pub line: Id,
+    pub line: ShortId,
     pub quantity: u32,
     pub removed_units: u32,
     pub eligible: Minor,
@@ -205,7 +206,7 @@ fn boxed(text: &Personal<String>) -> Personal<Box<str>> {
 
 #[derive(Clone, Debug)]
 pub struct OrderState {
-    pub order: Id,
+    pub order: ShortId,
     pub placed_at: At,
     /// Civil year of placement in the program's zone.
     pub placed_year: i16,
@@ -1005,7 +1006,7 @@ impl Member {
             .map(|(i, line)| {
                 let weight = line.weight().0;
                 LineState {
-                    line: line.line.clone(),
+                    line: ShortId::from(line.line.as_str()),
                     quantity: line.quantity,
                     removed_units: 0,
                     eligible: Minor(eligible_split.share(i, weight)),
@@ -1025,7 +1026,7 @@ impl Member {
         make_room_growing(&mut self.orders);
         let net = Minor(lines.iter().map(|line| line.eligible.0).sum());
         self.orders.push(OrderState {
-            order: order.order.clone(),
+            order: ShortId::from(order.order.as_str()),
             placed_at: At::from(at),
             placed_year: program.calendar.year(at),
             flags: if earning { OrderState::EARNING } else { 0 },
@@ -1169,7 +1170,7 @@ impl Member {
         order.delivered_at = at.into();
         if !wiped {
             order.matures_at = matures_at.into();
-            let id = order.order.clone();
+            let id = order.order.to_id();
             self.wakeups.insert(matures_at);
             self.open_orders.push(index);
             self.note(Happening { order: Some(id), until: Some(matures_at), ..Happening::new(at, "order_delivered") });
@@ -1191,7 +1192,7 @@ impl Member {
         match lines {
             Some(lines) => {
                 for (position, wanted) in lines.iter().enumerate() {
-                    let Some(line_index) = order.lines.iter().position(|l| l.line == wanted.line) else {
+                    let Some(line_index) = order.lines.iter().position(|l| l.line == wanted.line.as_str()) else {
                         return Err(reject(
                             RejectCode::UnknownLine,
                             format!(
@@ -1262,7 +1263,7 @@ impl Member {
             Some(paid) => take_latest_first(&mut paid.credit_portions, credit_back),
             None => Vec::new(),
         };
-        let order_id = order.order.clone();
+        let order_id = order.order.to_id();
         for portion in credit_portions.into_iter().filter(|p| p.expires_at > at) {
             self.credit_store(at, Reason::GivenBack, portion.points, portion.expires_at, Some(&order_id), None);
         }
@@ -1276,7 +1277,7 @@ impl Member {
         };
         let was_earning = order.earning();
         let points_were_available = order.points_available();
-        let id = order.order.clone();
+        let id = order.order.to_id();
         self.note(Happening { order: Some(id.clone()), amount: Some(removed), ..Happening::new(at, "units_removed") });
         let _ = program;
         for portion in portions.into_iter().filter(|p| p.expires_at > at) {
@@ -1639,7 +1640,7 @@ impl Member {
             return Err(refused("no_difference", "the sale price is not lower than the price paid"));
         }
         let amount = i64::try_from(difference).unwrap_or(i64::MAX);
-        let order_id = order.order.clone();
+        let order_id = order.order.to_id();
         if let Some(adjustable) = &mut self.orders[index].lines[line_index].adjustable {
             adjustable.adjusted = true;
         }
@@ -1710,7 +1711,7 @@ impl Member {
             order.mark(OrderState::MATURED);
             any = true;
             if let Some(timeline) = &mut self.timeline {
-                let (order_id, amount) = (order.order.clone(), order.net_value());
+                let (order_id, amount) = (order.order.to_id(), order.net_value());
                 timeline.journal.push(Happening {
                     order: Some(order_id),
                     amount: Some(amount),
@@ -1786,7 +1787,7 @@ impl Member {
                 order.mark(OrderState::APPLIED);
                 any = true;
                 if let Some(timeline) = &mut self.timeline {
-                    let (order_id, amount) = (order.order.clone(), order.net_value());
+                    let (order_id, amount) = (order.order.to_id(), order.net_value());
                     timeline.journal.push(Happening {
                         order: Some(order_id),
                         amount: Some(amount),
@@ -2122,8 +2123,8 @@ mod tests {
     #[test]
     fn members_orders_and_lines_keep_their_sizes() {
         assert!(size_of::<Member>() <= 424, "a member is {} bytes", size_of::<Member>());
-        assert!(size_of::<OrderState>() <= 112, "an order is {} bytes", size_of::<OrderState>());
-        assert_eq!(size_of::<LineState>(), 64, "a line is {} bytes", size_of::<LineState>());
+        assert!(size_of::<OrderState>() <= 104, "an order is {} bytes", size_of::<OrderState>());
+        assert_eq!(size_of::<LineState>(), 56, "a line is {} bytes", size_of::<LineState>());
     }
 
     proptest! {
