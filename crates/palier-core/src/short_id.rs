@@ -76,16 +76,24 @@ impl ShortId {
     }
 }
 
-impl From<&str> for ShortId {
-    fn from(id: &str) -> ShortId {
-        match LENGTHS.get(id.len()) {
+impl ShortId {
+    /// `first` then `second`, as one id.
+    pub fn joined(first: &str, second: &str) -> ShortId {
+        match LENGTHS.get(first.len() + second.len()) {
             Some(length) => {
                 let mut bytes = [0; INLINE];
-                bytes[..id.len()].copy_from_slice(id.as_bytes());
+                bytes[..first.len()].copy_from_slice(first.as_bytes());
+                bytes[first.len()..first.len() + second.len()].copy_from_slice(second.as_bytes());
                 ShortId(Kept::Inline(*length, bytes))
             }
-            None => ShortId(Kept::Boxed(Box::new(id.into()))),
+            None => ShortId(Kept::Boxed(Box::new([first, second].concat().into()))),
         }
+    }
+}
+
+impl From<&str> for ShortId {
+    fn from(id: &str) -> ShortId {
+        ShortId::joined(id, "")
     }
 }
 
@@ -142,6 +150,8 @@ mod tests {
             prop_assert_eq!(format!("{kept_a:?}"), format!("{a:?}"));
             prop_assert_eq!(kept_a == kept_b, a == b);
             prop_assert!(kept_a == *a.as_str());
+            let joined = ShortId::joined(&a, &b);
+            prop_assert_eq!(joined.as_str(), format!("{a}{b}"));
         }
     }
 }
