@@ -38,38 +38,35 @@ impl OrderShards {
         crate::engine::prefetch(&self.slots[self.home(key_of(hash))]);
     }
 
-    pub(super) fn get(&self, hash: u64) -> Option<u32> {
-        let key = key_of(hash);
+    /// The slot holding `key`, or the empty one it would be put in.
+    fn slot_of(&self, key: u64) -> usize {
         let mask = self.slots.len() - 1;
         let mut at = self.home(key);
-        loop {
-            match key_in(self.slots[at]) {
-                0 => return None,
-                found if found == key => return Some(self.slots[at][2]),
-                _ => at = (at + 1) & mask,
-            }
+        while ![0, key].contains(&key_in(self.slots[at])) {
+            at = (at + 1) & mask;
         }
+        at
+    }
+
+    pub(super) fn get(&self, hash: u64) -> Option<u32> {
+        let slot = self.slots[self.slot_of(key_of(hash))];
+        (key_in(slot) != 0).then_some(slot[2])
     }
 
     /// The shard under `hash`'s key, or `None` after putting `shard` there.
     pub(super) fn get_or_insert(&mut self, hash: u64, shard: u32) -> Option<u32> {
-        if (self.len + 1) * 4 > self.slots.len() * 3 {
+        let more = self.len + 1;
+        if more * 4 > self.slots.len() * 3 {
             self.rebuild(self.slots.len() * 2);
         }
         let key = key_of(hash);
-        let mask = self.slots.len() - 1;
-        let mut at = self.home(key);
-        loop {
-            match key_in(self.slots[at]) {
-                0 => {
-                    self.slots[at] = [key as u32, (key >> 32) as u32, shard];
-                    self.len += 1;
-                    return None;
-                }
-                found if found == key => return Some(self.slots[at][2]),
-                _ => at = (at + 1) & mask,
-            }
+        let at = self.slot_of(key);
+        if key_in(self.slots[at]) == key {
+            return Some(self.slots[at][2]);
         }
+        self.slots[at] = [key as u32, (key >> 32) as u32, shard];
+        self.len = more;
+        None
     }
 
     fn rebuild(&mut self, size: usize) {
