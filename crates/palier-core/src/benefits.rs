@@ -10,26 +10,29 @@
 //!   list; what was used stays used.
 
 use jiff::Timestamp;
+use thin_vec::ThinVec;
 
 use crate::event::{Id, RejectCode, Rejection};
-use crate::member::{Happening, MaybeAt, Member, Status};
+use crate::member::{At, Happening, MaybeAt, Member, Status};
 use crate::program::{Benefit, BenefitGrant, Program};
+use crate::short_id::ShortId;
 
-/// Units of one benefit granted at one instant.
+/// Units of one benefit granted at one instant: 80 bytes (a member of a tier holds
+/// several, a million members some million grants at 10M events).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Grant {
-    pub benefit: Id,
+    pub benefit: ShortId,
     /// The tier that granted it.
     pub tier: usize,
     pub grant: BenefitGrant,
-    pub granted_at: Timestamp,
-    /// Unused units lapse at this instant (`None`: while the grant lasts).
-    pub expires_at: Option<Timestamp>,
+    pub granted_at: At,
+    /// Unused units lapse at this instant (none: while the grant lasts).
+    pub expires_at: MaybeAt,
     /// `None`: unlimited.
     pub units: Option<u32>,
     /// When and by which event each unit was used.
-    pub uses: Vec<(Timestamp, Id)>,
-    pub withdrawn_at: Option<Timestamp>,
+    pub uses: ThinVec<(Timestamp, Id)>,
+    pub withdrawn_at: MaybeAt,
 }
 
 impl Grant {
@@ -82,8 +85,8 @@ impl Member {
             }
             let replaced = matches!(grant.grant, BenefitGrant::PerTierYear | BenefitGrant::WhileHeld);
             if replaced || (!up && !kept.contains(&grant.benefit.as_str())) {
-                grant.withdrawn_at = Some(at);
-                withdrawn.push(grant.benefit.clone());
+                grant.withdrawn_at = at.into();
+                withdrawn.push(grant.benefit.to_id());
             }
         }
         for benefit in withdrawn {
@@ -126,14 +129,14 @@ impl Member {
         });
         crate::member::make_room(&mut self.grants);
         self.grants.push(Grant {
-            benefit: Id::from(benefit.id.as_str()),
+            benefit: ShortId::from(benefit.id.as_str()),
             tier,
             grant: benefit.grant,
-            granted_at: at,
-            expires_at,
+            granted_at: at.into(),
+            expires_at: expires_at.into(),
             units: benefit.quota,
-            uses: Vec::new(),
-            withdrawn_at: None,
+            uses: ThinVec::new(),
+            withdrawn_at: MaybeAt::NONE,
         });
     }
 
@@ -206,7 +209,7 @@ impl Member {
             .iter()
             .enumerate()
             .filter(|(_, g)| g.benefit == benefit && g.usable(at))
-            .min_by_key(|(_, g)| (g.expires_at.is_none(), g.expires_at, g.granted_at))
+            .min_by_key(|(_, g)| (g.expires_at.is_none(), g.expires_at.get(), g.granted_at.get()))
             .map(|(index, _)| index);
         let Some(index) = chosen else {
             return Err(Rejection::new(
@@ -226,8 +229,8 @@ impl Member {
         for grant in self.grants.iter().filter(|g| g.is_open(at)) {
             let remaining = grant.remaining(at);
             // When the first unit still usable lapses (used units do not count).
-            let lapses = if remaining.is_none_or(|r| r > 0) { grant.expires_at } else { None };
-            match views.iter_mut().find(|v| v.benefit == grant.benefit) {
+            let lapses = if remaining.is_none_or(|r| r > 0) { grant.expires_at.get() } else { None };
+            match views.iter_mut().find(|v| v.benefit == grant.benefit.as_str()) {
                 Some(view) => {
                     view.remaining = match (view.remaining, remaining) {
                         (Some(a), Some(b)) => Some(a + b),
@@ -240,7 +243,7 @@ impl Member {
                     };
                 }
                 None => views.push(BenefitView {
-                    benefit: grant.benefit.clone(),
+                    benefit: grant.benefit.to_id(),
                     tier: grant.tier,
                     grant: grant.grant,
                     remaining,

@@ -270,6 +270,24 @@ mod tests {
         assert_eq!(size_of::<At>(), 12, "the point of the type");
     }
 
+    proptest::proptest! {
+        /// `At`s are in the order of the instants they hold, before 1970 and after.
+        #[test]
+        fn instants_kept_in_12_bytes_keep_their_order(
+            a in (-377_705_116_800i64..=253_402_300_799, -999_999_999i32..=999_999_999),
+            b in (-377_705_116_800i64..=253_402_300_799, -999_999_999i32..=999_999_999),
+        ) {
+            let instant = |(second, nanosecond): (i64, i32)| {
+                // Timestamp wants the nanoseconds of the second's sign.
+                let nanosecond = if second < 0 { -nanosecond.abs() } else if second > 0 { nanosecond.abs() } else { nanosecond };
+                Timestamp::new(second, nanosecond).unwrap_or(Timestamp::MIN)
+            };
+            let (a, b) = (instant(a), instant(b));
+            proptest::prop_assert_eq!(At::from(a).cmp(&At::from(b)), a.cmp(&b), "{} against {}", a, b);
+            proptest::prop_assert_eq!(At::from(a) == At::from(b), a == b);
+        }
+    }
+
     #[test]
     fn calendar_days_keep_wall_clock_time_across_dst() {
         // 2026-03-10 12:00 GMT + 28 days = 2026-04-07 12:00 BST = 11:00Z.
@@ -395,10 +413,27 @@ pub struct At {
 }
 
 impl At {
+    /// The Unix second, as `Timestamp` keeps it.
+    fn unix_second(self) -> i64 {
+        (u64::from(self.second[1]) << 32 | u64::from(self.second[0])) as i64
+    }
+
     pub fn get(self) -> Timestamp {
-        let second = (u64::from(self.second[1]) << 32 | u64::from(self.second[0])) as i64;
         // Made from a `Timestamp`, so always within its range.
-        Timestamp::new(second, self.nanosecond).unwrap_or(Timestamp::MIN)
+        Timestamp::new(self.unix_second(), self.nanosecond).unwrap_or(Timestamp::MIN)
+    }
+}
+
+/// In time order, as the `Timestamp`s they hold.
+impl Ord for At {
+    fn cmp(&self, other: &At) -> std::cmp::Ordering {
+        (self.unix_second(), self.nanosecond).cmp(&(other.unix_second(), other.nanosecond))
+    }
+}
+
+impl PartialOrd for At {
+    fn partial_cmp(&self, other: &At) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
     }
 }
 

@@ -340,8 +340,8 @@ struct Timeline {
 /// The rest, all later, wait in a set.
 #[derive(Clone, Debug)]
 pub(crate) struct Wakeups {
-    /// `near[..len]`: the earliest instants, in order, each once.
-    near: [Timestamp; NEAR_WAKEUPS],
+    /// `near[..len]`: the earliest instants, in order, each once (12 bytes each).
+    near: [At; NEAR_WAKEUPS],
     len: u8,
     /// The later instants: only when `near` is full, and all later than it (boxed:
     /// few members wait for more than four instants).
@@ -404,16 +404,17 @@ const NEAR_WAKEUPS: usize = 4;
 
 impl Default for Wakeups {
     fn default() -> Wakeups {
-        Wakeups { near: [Timestamp::UNIX_EPOCH; NEAR_WAKEUPS], len: 0, far: None }
+        Wakeups { near: [At::from(Timestamp::UNIX_EPOCH); NEAR_WAKEUPS], len: 0, far: None }
     }
 }
 
 impl Wakeups {
     pub(crate) fn first(&self) -> Option<Timestamp> {
-        (self.len > 0).then(|| self.near[0])
+        (self.len > 0).then(|| self.near[0].get())
     }
 
     pub(crate) fn insert(&mut self, at: Timestamp) {
+        let at = At::from(at);
         let len = usize::from(self.len);
         let position = self.near[..len].iter().position(|near| *near >= at).unwrap_or(len);
         if position < len && self.near[position] == at {
@@ -424,9 +425,9 @@ impl Wakeups {
             self.near[position] = at;
             self.len += 1;
         } else if position == NEAR_WAKEUPS {
-            self.far.get_or_insert_default().insert(at);
+            self.far.get_or_insert_default().insert(at.get());
         } else {
-            self.far.get_or_insert_default().insert(self.near[NEAR_WAKEUPS - 1]);
+            self.far.get_or_insert_default().insert(self.near[NEAR_WAKEUPS - 1].get());
             self.near.copy_within(position..NEAR_WAKEUPS - 1, position + 1);
             self.near[position] = at;
         }
@@ -438,7 +439,7 @@ impl Wakeups {
         self.near.copy_within(1..len, 0);
         match self.far.as_mut().and_then(|far| far.pop_first()) {
             Some(later) => {
-                self.near[len - 1] = later;
+                self.near[len - 1] = later.into();
                 if self.far.as_ref().is_some_and(|far| far.is_empty()) {
                     self.far = None;
                 }
@@ -881,7 +882,7 @@ impl Member {
         self.tier_since = MaybeAt::NONE;
         self.tier_until = MaybeAt::NONE;
         for grant in self.grants.iter_mut().filter(|g| g.is_open(at)) {
-            grant.withdrawn_at = Some(at);
+            grant.withdrawn_at = at.into();
         }
         self.tier_year_end = MaybeAt::NONE;
         let open: Vec<usize> = (0..self.holds.len()).filter(|i| self.holds[*i].status == HoldStatus::Open).collect();
@@ -2121,7 +2122,9 @@ mod tests {
     /// events: each byte of them is one, four or eight megabytes.
     #[test]
     fn members_orders_and_lines_keep_their_sizes() {
-        assert!(size_of::<Member>() <= 424, "a member is {} bytes", size_of::<Member>());
+        assert!(size_of::<Member>() <= 408, "a member is {} bytes", size_of::<Member>());
+        let grant = size_of::<crate::benefits::Grant>();
+        assert!(grant <= 80, "a benefit grant is {grant} bytes");
         assert!(size_of::<OrderState>() <= 104, "an order is {} bytes", size_of::<OrderState>());
         assert_eq!(size_of::<LineState>(), 56, "a line is {} bytes", size_of::<LineState>());
         assert!(size_of::<Adjustable>() <= 32, "a line's adjustment data is {} bytes", size_of::<Adjustable>());

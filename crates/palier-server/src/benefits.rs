@@ -62,9 +62,9 @@ pub(crate) async fn get_benefits(
                 "open"
             };
             json!({
-                "benefit": grant.benefit,
+                "benefit": grant.benefit.as_str(),
                 "tier": live.program.tiers[grant.tier].id,
-                "granted_at": format_instant(grant.granted_at),
+                "granted_at": format_instant(grant.granted_at.get()),
                 "units": grant.units,
                 "used": grant.uses.iter().map(|(at, event)| json!({"at": format_instant(*at), "event": event})).collect::<Vec<_>>(),
                 "expires_at": grant.expires_at.map(format_instant),

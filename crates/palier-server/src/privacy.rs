@@ -498,7 +498,7 @@ pub async fn export_member(state: &AppState, program: usize, id: &str) -> Result
             "used": member.used_codes.iter().map(|c| json!({"code": c.code, "promotion": c.promotion, "order": c.order})).collect::<Vec<_>>(),
         },
         "entitlements": member.grants.iter().map(|g| json!({
-            "benefit": g.benefit, "tier": live.program.tiers[g.tier].id, "granted_at": format_instant(g.granted_at),
+            "benefit": g.benefit.as_str(), "tier": live.program.tiers[g.tier].id, "granted_at": format_instant(g.granted_at.get()),
             "units": g.units, "used": g.uses.iter().map(|(at, _)| format_instant(*at)).collect::<Vec<_>>(),
             "expires_at": g.expires_at.map(format_instant), "withdrawn_at": g.withdrawn_at.map(format_instant),
         })).collect::<Vec<_>>(),
