@@ -74,6 +74,11 @@ impl<'p> Engine<'p> {
         self.members.iter_mut()
     }
 
+    /// How many members are registered.
+    pub fn member_count(&self) -> usize {
+        self.members.len()
+    }
+
     pub fn member(&self, id: &str) -> Option<&Member> {
         self.member_index(id).ok().map(|i| &self.members[i])
     }

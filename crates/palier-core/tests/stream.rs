@@ -48,6 +48,44 @@ fn examples_go_through_in_one_pass_with_the_general_output() {
 }
 
 #[test]
+fn documents_come_by_member_id_then_program_id_whatever_order_programs_are_loaded_in() {
+    // Loaded neither in order of id nor its reverse: the one pass gathers members
+    // engine by engine, in load order, and must still sort by program id.
+    let programs = [program("net-a-porter"), program("perfone"), program("mr-porter")];
+    let registered = |id: &str, program: &str, member: &str, country: &str| {
+        format!(
+            r#"{{"id":"{id}","type":"member.registered","at":"2026-01-10T09:00:00Z","program":"{program}","member":"{member}","country":"{country}"}}"#
+        )
+    };
+    let input = [
+        registered("e1", "perfone", "zoe", "RU"),
+        registered("e2", "perfone", "m", "RU"),
+        registered("e3", "net-a-porter", "m", "GB"),
+        registered("e4", "mr-porter", "m", "GB"),
+        registered("e5", "mr-porter", "a", "GB"),
+        registered("e6", "net-a-porter", "zoe", "GB"),
+    ]
+    .join("\n");
+    let expected = general(&programs, &input);
+    let order: Vec<(&str, &str)> = expected.documents.iter().map(|d| (d.member.as_str(), d.program.as_str())).collect();
+    assert_eq!(
+        order,
+        [
+            ("a", "mr-porter"),
+            ("m", "mr-porter"),
+            ("m", "net-a-porter"),
+            ("m", "perfone"),
+            ("zoe", "net-a-porter"),
+            ("zoe", "perfone")
+        ]
+    );
+    for threads in [1, 2, 5] {
+        let streamed = stream_slice_in_pieces(&programs, input.as_bytes(), None, threads, 1 << 20).expect("in order");
+        assert_eq!(streamed, expected, "{threads} threads");
+    }
+}
+
+#[test]
 fn a_line_written_late_within_a_piece_or_the_hold_back_is_put_in_order() {
     let programs = [program("perfone")];
     let mut lines = vec![
