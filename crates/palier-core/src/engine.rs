@@ -295,18 +295,43 @@ pub(crate) fn prefetch<T: ?Sized>(value: &T) {
     {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
         let start = std::ptr::from_ref(value).cast::<i8>();
-        for offset in (0..size_of_val(value).min(1024)).step_by(64) {
+        for offset in line_offsets(start.addr(), size_of_val(value).min(1024)) {
             // SAFETY: a prefetch never faults, whatever the address, and changes no
-            // memory; these addresses lie within `value` anyway.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(offset)) };
+            // memory; these addresses lie in the cache lines holding `value` anyway.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(start.wrapping_offset(offset)) };
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = value;
 }
 
+/// Bytes in a cache line.
+const LINE: usize = 64;
+
+/// Offsets from `start`, one in each cache line that the `size` bytes from `start`
+/// touch: from the line of the first byte to the line of the last. A value that
+/// does not start a line may span one line more than its size alone says: half of
+/// the orders (104 bytes, their flags in the last) touch three lines, not two.
+fn line_offsets(start: usize, size: usize) -> impl Iterator<Item = isize> {
+    let skew = start % LINE;
+    (0..size + skew).step_by(LINE).map(move |offset| offset as isize - skew as isize)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_prefetch_reaches_every_cache_line_a_value_touches() {
+        for start in 1000..1000 + 2 * super::LINE {
+            for size in 1..300 {
+                let offsets: Vec<isize> = super::line_offsets(start, size).collect();
+                let line = |offset: isize| (start as isize + offset) as usize / super::LINE;
+                let touched: std::collections::BTreeSet<usize> = (0..size as isize).map(line).collect();
+                let prefetched: std::collections::BTreeSet<usize> = offsets.iter().map(|o| line(*o)).collect();
+                assert_eq!(prefetched, touched, "{size} bytes from {start}");
+                assert_eq!(offsets.len(), touched.len(), "one prefetch a line, {size} bytes from {start}");
+            }
+        }
+    }
     use std::path::Path;
 
     use jiff::Timestamp;
