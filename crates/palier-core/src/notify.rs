@@ -53,7 +53,7 @@ pub fn notifications(program: &Program, member: &Member, from: Timestamp, to: Ti
         }
         // Consent as it stood when the notification fell due, not when it is derived.
         let consented = |channel: ConsentChannel| {
-            member.consents.iter().rev().find(|c| c.channel == channel && c.at <= at).is_some_and(|c| c.granted)
+            member.consents().iter().rev().find(|c| c.channel == channel && c.at <= at).is_some_and(|c| c.granted)
         };
         let channels: Vec<&'static str> = if marketing {
             ConsentChannel::ALL.iter().filter(|c| consented(**c)).map(|c| c.as_str()).collect()

@@ -264,7 +264,7 @@ fn consent_json(member: &Member) -> Value {
     let current: serde_json::Map<String, Value> = ConsentChannel::ALL
         .iter()
         .map(|channel| {
-            let last = member.consents.iter().rev().find(|c| c.channel == *channel);
+            let last = member.consents().iter().rev().find(|c| c.channel == *channel);
             let value = match last {
                 Some(c) => json!({"granted": c.granted, "at": format_instant(c.at), "source": c.source, "text_version": c.text_version}),
                 None => json!({"granted": false, "at": null, "source": null, "text_version": null}),
@@ -273,7 +273,7 @@ fn consent_json(member: &Member) -> Value {
         })
         .collect();
     let history: Vec<Value> = member
-        .consents
+        .consents()
         .iter()
         .map(|c| {
             json!({"at": format_instant(c.at), "channel": c.channel.as_str(), "granted": c.granted, "source": c.source, "text_version": c.text_version})
@@ -462,15 +462,15 @@ pub async fn export_member(state: &AppState, program: usize, id: &str) -> Result
         "country": member.country,
         "birth_date": member.birth_date.as_ref().map(|d| d.expose().to_string()),
         "birthday": member.birthday.map(|(m, d)| format!("{m:02}-{d:02}")),
-        "name": member.name.as_ref().map(|n| n.expose().clone()),
-        "email": member.email.as_ref().map(|e| e.expose().clone()),
+        "name": member.name().map(|n| n.expose().clone()),
+        "email": member.email().map(|e| e.expose().clone()),
         "staff": member.staff,
         "guardian_consent": member.guardian_consent,
         "registered_at": format_instant(member.registered_at),
         "erased_at": member.erased_at.map(format_instant),
     });
     let corrections: Vec<Value> = member
-        .profile_changes
+        .profile_changes()
         .iter()
         .map(|(at, fields)| json!({"at": format_instant(*at), "fields": fields}))
         .collect();

@@ -19,7 +19,7 @@ pub(crate) struct Chunks<T> {
 const CHUNK_BYTES: usize = 112 * 1024;
 
 impl<T> Chunks<T> {
-    /// Values a chunk: as many as `CHUNK_BYTES` holds (281 members of 408 bytes), at least one.
+    /// Values a chunk: as many as `CHUNK_BYTES` holds (311 members of 368 bytes), at least one.
     const CHUNK: usize = match CHUNK_BYTES / if size_of::<T>() == 0 { 1 } else { size_of::<T>() } {
         0 => 1,
         fits => fits,
